@@ -1,0 +1,233 @@
+"""The backend interface: submit a JobSpec, report the status of many jobs at once, cancel.
+
+A backend is the only code that talks to a scheduler (or, for ``local``, to processes). It
+never sees a shell string: every command is an argv list, and values come from a validated
+:class:`~ink_spawner.jobspec.JobSpec`. One instance per backend name lives in the hub (see
+:func:`ink_spawner.backends.get_backend`), so that one :class:`~ink_spawner.status.StatusCache`
+serves every session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import signal
+from dataclasses import dataclass
+
+from traitlets import Bool, Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..jobspec import USERNAME_RE, JobSpec
+
+
+class BackendError(RuntimeError):
+    """The scheduler refused a request or did not answer; the message is shown to the user."""
+
+
+class JobState(enum.Enum):
+    PENDING = "pending"  # queued, or allocated and booting
+    RUNNING = "running"
+    DONE = "done"  # ended: completed, failed, cancelled, timed out, or no longer known
+
+    @property
+    def active(self) -> bool:
+        return self is not JobState.DONE
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as the last scheduler query saw it."""
+
+    job_id: str
+    state: JobState
+    node: str | None = None  # where it runs; the only source of a session's host
+    reason: str | None = None  # why it is pending, or how it ended
+    position: int | None = None  # 1-based place among pending jobs of its partition
+    pending_total: int | None = None
+    expected_start: str | None = None
+    partition: str | None = None
+    exit_code: int | None = None
+
+    def describe(self) -> str:
+        """A sentence for progress messages."""
+        if self.state is JobState.PENDING:
+            parts = [f"Job {self.job_id} is queued"]
+            if self.partition:
+                parts[0] += f" in partition {self.partition}"
+            if self.position:
+                parts.append(f"position {self.position} of {self.pending_total}")
+            if self.reason and self.reason != "None":
+                parts.append(f"reason: {self.reason}")
+            if self.expected_start:
+                parts.append(f"expected start {self.expected_start}")
+            return ", ".join(parts)
+        if self.state is JobState.RUNNING:
+            return f"Job {self.job_id} is running on {self.node}"
+        detail = f" ({self.reason})" if self.reason else ""
+        return f"Job {self.job_id} has ended{detail}"
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Backend(LoggingConfigurable):
+    """Base class of INK backends. Subclasses implement submit, query and cancel."""
+
+    #: entry-point name, e.g. "slurm"
+    name = "base"
+
+    poll_interval = Float(
+        10.0,
+        help="""Seconds between two status queries while sessions are running.
+
+        One query serves every session of this backend, however many there are.
+        """,
+    ).tag(config=True)
+
+    spawn_poll_interval = Float(
+        1.0,
+        help="""Seconds between two status queries while at least one session is starting,
+        so that progress (queue position, node) is shown promptly. Still one query for all.
+        """,
+    ).tag(config=True)
+
+    poll_jitter = Float(
+        0.1,
+        help="Random fraction added to or taken from each interval (as tornado's PeriodicCallback "
+        "jitter), so that several hubs do not query in lockstep.",
+    ).tag(config=True)
+
+    command_timeout = Float(
+        30.0,
+        help="Seconds a scheduler command may take before the request fails with a clear error "
+        "instead of hanging the spawn.",
+    ).tag(config=True)
+
+    run_as_user = Bool(
+        help="""Run submit and cancel commands as the session's user (via `runuser_path`).
+
+        Default: True when the hub runs as root. A hub that is not root runs every session as
+        its own Unix user (the demo setup).
+        """,
+    ).tag(config=True)
+
+    @default("run_as_user")
+    def _run_as_user_default(self):
+        return os.geteuid() == 0
+
+    runuser_path = Unicode(
+        "/usr/sbin/runuser",
+        help="Absolute path of runuser(1), used to run commands as the user when the hub is root.",
+    ).tag(config=True)
+
+    session_ip = Unicode(
+        "0.0.0.0",
+        help="Address the session's server binds to on the worker. It is reached only through "
+        "the hub's proxy and authenticates every request with the hub's OAuth.",
+    ).tag(config=True)
+
+    host_template = Unicode(
+        "{node}",
+        help="How a node name from the scheduler becomes the host the proxy connects to, "
+        "e.g. '{node}.cluster.example.org'. The host never comes from the job itself.",
+    ).tag(config=True)
+
+    _status_cache = None
+
+    @property
+    def status_cache(self):
+        """The one status cache of this backend instance."""
+        if self._status_cache is None:
+            from ..status import StatusCache
+
+            self._status_cache = StatusCache(self)
+        return self._status_cache
+
+    # ---- the interface -------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec) -> str:
+        """Submit a job; return its id. Raise BackendError with the scheduler's words on failure."""
+        raise NotImplementedError
+
+    async def query(self, job_ids: set[str]) -> dict[str, JobStatus]:
+        """Status of all given jobs with ONE scheduler query. Unknown ids map to DONE."""
+        raise NotImplementedError
+
+    async def cancel(self, job_id: str, user: str) -> None:
+        """Cancel a job. Cancelling a job that already ended is not an error."""
+        raise NotImplementedError
+
+    def host_for(self, status: JobStatus) -> str:
+        """The host the proxy uses to reach a running job, from the scheduler's node name."""
+        return self.host_template.format(node=status.node)
+
+    # ---- helpers for subclasses ----------------------------------------------------------
+
+    def as_user(self, user: str) -> list[str]:
+        """argv prefix that runs a command as ``user``."""
+        if not USERNAME_RE.match(user):
+            raise BackendError(f"refusing to act as invalid user name {user!r}")
+        return [self.runuser_path, "-u", user, "--"] if self.run_as_user else []
+
+    async def run(
+        self,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run a command without a shell and without blocking the event loop."""
+        timeout = self.command_timeout if timeout is None else timeout
+        self.log.debug("Running %s", argv)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env if env is not None else minimal_env(),
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except FileNotFoundError as e:
+            raise BackendError(f"{argv[0]} is not installed on the hub host ({e})") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except BaseException as e:  # timeout or cancellation: never leave the command behind
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await asyncio.shield(proc.wait())
+            if not isinstance(e, TimeoutError):
+                raise
+            raise BackendError(
+                f"{os.path.basename(argv[0])} did not answer within {timeout:g} s: "
+                "is the scheduler up?"
+            ) from None
+        return CommandResult(proc.returncode, out.decode(errors="replace"),
+                             err.decode(errors="replace"))
+
+    async def make_private_dir(self, user: str, path: str) -> None:
+        """Create a 0700 directory as the user (for job output files)."""
+        result = await self.run([*self.as_user(user), "mkdir", "-p", "-m", "0700", path])
+        if result.returncode:
+            raise BackendError(f"cannot create {path} for {user}: {result.stderr.strip()}")
+
+    async def read_tail(self, user: str, path: str, nbytes: int = 2000) -> str:
+        """The end of a job's output file, read as the user (never as root)."""
+        result = await self.run([*self.as_user(user), "tail", "-c", str(nbytes), path], timeout=10)
+        return result.stdout if result.returncode == 0 else ""
+
+
+def minimal_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A clean environment for scheduler commands: no hub secrets leak into them."""
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    if extra:
+        env.update(extra)
+    return env

@@ -1,0 +1,166 @@
+"""Slurm backend: sbatch / squeue / scancel, argv lists only, submitted as the user."""
+
+from __future__ import annotations
+
+import math
+from importlib.resources import files
+
+from traitlets import List, Unicode, default
+
+from ..jobspec import JobSpec
+from .base import Backend, BackendError, JobState, JobStatus, minimal_env
+
+# squeue states → INK states (CONFIGURING: allocated, nodes booting; SUSPENDED: not reachable)
+_PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
+            "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT"}
+_RUNNING = {"RUNNING"}
+_FIELDS = "%i|%T|%r|%N|%S|%P|%Q|%V"
+
+
+class SlurmBackend(Backend):
+    """Sessions as Slurm batch jobs."""
+
+    name = "slurm"
+
+    sbatch = Unicode("sbatch", help="sbatch command (absolute path if not on the hub's PATH).").tag(config=True)
+    squeue = Unicode("squeue", help="squeue command used for the one status query per interval.").tag(config=True)
+    scancel = Unicode("scancel", help="scancel command.").tag(config=True)
+
+    extra_sbatch_args = List(
+        Unicode(),
+        help="Site-wide sbatch options added to every session job, e.g. ['--constraint=interactive']. "
+        "Set by the site admin only; never built from user input.",
+    ).tag(config=True)
+
+    job_script = Unicode(
+        help="Batch script given to sbatch. The default is a fixed two-line script that execs its "
+        "arguments, so no value is ever interpolated into a script.",
+    ).tag(config=True)
+
+    @default("job_script")
+    def _job_script_default(self):
+        return str(files("ink_spawner.backends").joinpath("slurm_job.sh"))
+
+    def sbatch_argv(self, spec: JobSpec) -> list[str]:
+        """The whole sbatch command line for a spec (also used by tests)."""
+        argv = [
+            self.sbatch,
+            "--parsable",
+            f"--job-name={spec.job_name}",
+            f"--output={spec.output_path}",
+            f"--chdir={spec.workdir}",
+            f"--cpus-per-task={spec.cpus}",
+            f"--mem={spec.memory_mb}M",
+            f"--time={max(1, math.ceil(spec.walltime_s / 60))}",
+            "--export=ALL",
+        ]
+        if spec.partition:
+            argv.append(f"--partition={spec.partition}")
+        if spec.account:
+            argv.append(f"--account={spec.account}")
+        if spec.qos:
+            argv.append(f"--qos={spec.qos}")
+        if spec.gpus:
+            argv.append(f"--gres=gpu:{spec.gpus}")
+        if spec.tags:
+            argv.append("--comment=" + ",".join(f"{k}={v}" for k, v in sorted(spec.tags.items())))
+        argv.extend(self.extra_sbatch_args)
+        argv.append(self.job_script)
+        argv.extend(spec.command)
+        return argv
+
+    async def submit(self, spec: JobSpec) -> str:
+        env = minimal_env()
+        env.update(spec.env)
+        result = await self.run([*self.as_user(spec.user), *self.sbatch_argv(spec)], env=env)
+        if result.returncode:
+            raise BackendError(_scheduler_message("sbatch", result.stderr))
+        # --parsable prints "jobid" or "jobid;cluster"
+        job_id = result.stdout.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise BackendError(f"sbatch printed no job id: {result.stdout.strip()!r}")
+        return job_id
+
+    async def query(self, job_ids: set[str]) -> dict[str, JobStatus]:
+        result = await self.run([self.squeue, "--noheader", "--states=all", f"--format={_FIELDS}"])
+        if result.returncode:
+            raise BackendError(_scheduler_message("squeue", result.stderr))
+        return parse_squeue(result.stdout, job_ids)
+
+    async def cancel(self, job_id: str, user: str) -> None:
+        if not job_id.isdigit():
+            raise BackendError(f"invalid Slurm job id {job_id!r}")
+        result = await self.run([*self.as_user(user), self.scancel, job_id])
+        if result.returncode and "Invalid job id" not in result.stderr:
+            raise BackendError(_scheduler_message("scancel", result.stderr))
+
+
+def _scheduler_message(command: str, stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    detail = lines[-1] if lines else "no message"
+    if "Unable to contact slurm controller" in stderr or "Connection refused" in stderr:
+        return f"The Slurm controller is not reachable ({command}: {detail})"
+    return f"{command} failed: {detail}"
+
+
+def parse_squeue(text: str, job_ids: set[str]) -> dict[str, JobStatus]:
+    """Turn one squeue listing of all jobs into statuses of the watched ones.
+
+    Queue position needs every pending job of the partition, which is why the query lists all
+    jobs rather than only ours.
+    """
+    rows = []
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 8:
+            continue
+        job_id, state, reason, nodes, start, partition, priority, submitted = parts[:8]
+        state = state.split()[0].rstrip("+") if state else ""
+        try:
+            prio = int(priority)
+        except ValueError:
+            prio = 0
+        rows.append((job_id, state, reason, nodes, start, partition, prio, submitted))
+
+    queues: dict[str, list] = {}
+    for row in rows:
+        if row[1] == "PENDING":
+            for part in row[5].split(","):
+                queues.setdefault(part, []).append(row)
+    for queue in queues.values():
+        queue.sort(key=lambda r: (-r[6], r[7], _numeric(r[0])))
+
+    statuses = {}
+    for job_id, state, reason, nodes, start, partition, _prio, _sub in rows:
+        if job_id not in job_ids:
+            continue
+        if state in _RUNNING:
+            statuses[job_id] = JobStatus(job_id, JobState.RUNNING, node=nodes.split(",")[0],
+                                         partition=partition)
+        elif state in _PENDING:
+            position = total = None
+            queue = queues.get(partition.split(",")[0])
+            if state == "PENDING" and queue:
+                ids = [r[0] for r in queue]
+                position, total = ids.index(job_id) + 1, len(ids)
+            expected = start if start and start not in ("N/A", "Unknown", "None") else None
+            statuses[job_id] = JobStatus(
+                job_id, JobState.PENDING, reason=reason if state == "PENDING" else state.lower(),
+                position=position, pending_total=total, expected_start=expected,
+                partition=partition,
+            )
+        else:
+            statuses[job_id] = JobStatus(
+                job_id, JobState.DONE, reason=state.lower() if state else None,
+                node=nodes or None, partition=partition,
+                exit_code=0 if state == "COMPLETED" else 1,
+            )
+    return statuses
+
+
+def _numeric(job_id: str) -> tuple[int, str]:
+    head = job_id.split("_")[0]
+    return (int(head) if head.isdigit() else 0, job_id)
+
+
+__all__ = ["SlurmBackend", "parse_squeue"]

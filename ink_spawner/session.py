@@ -1,0 +1,131 @@
+"""ink-session: the job-side wrapper that runs on the worker node.
+
+It picks a free port, starts the session's server (``jupyterhub-singleuser`` with the INK
+extensions) on it, waits until the server answers HTTP, and only then reports ``{"port": N}``
+to the hub with the server's own API token. Reporting late means the hub's first readiness
+check already succeeds (no back-off), and a server that crashes at start-up fails the spawn
+with its own output instead of a time-out.
+
+Job side: imports nothing of the hub (standard library only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+REPORT_PATH = "ink/session-port"
+
+
+def free_port(ip: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET) as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def _probe_host(ip: str) -> str:
+    return "127.0.0.1" if ip in ("", "0.0.0.0") else ("::1" if ip == "::" else ip)
+
+
+def wait_until_serving(proc: subprocess.Popen, url: str, timeout: float) -> bool:
+    """Poll the server's own URL until it answers (any HTTP status) or the process exits."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered
+        except (urllib.error.URLError, OSError):
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+    return False
+
+
+def report_port(api_url: str, token: str, port: int, attempts: int = 5) -> None:
+    """POST {"port": port} to the hub; raise RuntimeError if the hub refuses."""
+    request = urllib.request.Request(
+        f"{api_url.rstrip('/')}/{REPORT_PATH}",
+        data=json.dumps({"port": port}).encode(),
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return
+        except urllib.error.HTTPError as e:
+            body = e.read().decode(errors="replace")[:500]
+            raise RuntimeError(f"the hub refused the port report: HTTP {e.code} {body}") from None
+        except (urllib.error.URLError, OSError) as e:
+            if attempt == attempts - 1:
+                raise RuntimeError(f"cannot reach the hub at {api_url}: {e}") from None
+            time.sleep(0.5 * (attempt + 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ink-session",
+        description="Start an INK session server on a free port and report the port to the hub.",
+    )
+    parser.add_argument("--ip", default="0.0.0.0", help="address the server binds to")
+    parser.add_argument("--ready-timeout", type=float, default=300.0,
+                        help="seconds to wait for the server to answer HTTP")
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="-- the server command; --ip and --port are appended")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no server command given")
+    api_url = os.environ.get("JUPYTERHUB_API_URL")
+    token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not api_url or not token:
+        parser.error("JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN must be set (by the hub)")
+
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    port = free_port(args.ip)
+    host = args.ip if args.ip not in ("", "0.0.0.0", "::") else socket.gethostname()
+    os.environ["JUPYTERHUB_SERVICE_URL"] = f"http://{host}:{port}{prefix}"
+    print(f"ink-session: starting {command[0]} on port {port} (host {socket.gethostname()})",
+          flush=True)
+    proc = subprocess.Popen([*command, f"--ip={args.ip}", f"--port={port}"])
+
+    def forward(signum, _frame):
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, forward)
+
+    probe = f"http://{_probe_host(args.ip)}:{port}{prefix}api"
+    if not wait_until_serving(proc, probe, args.ready_timeout):
+        if proc.poll() is None:
+            print(f"ink-session: server did not answer within {args.ready_timeout:g} s", flush=True)
+            proc.terminate()
+        code = proc.wait()
+        print(f"ink-session: server exited with code {code} before it was ready", flush=True)
+        return code or 1
+    try:
+        report_port(api_url, token, port)
+    except RuntimeError as e:
+        print(f"ink-session: {e}", flush=True)
+        proc.terminate()
+        proc.wait()
+        return 1
+    print(f"ink-session: reported port {port} to the hub", flush=True)
+    return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

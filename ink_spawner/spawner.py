@@ -1,0 +1,368 @@
+"""InkSpawner: every INK session is a job of a backend (local, Slurm, HTCondor, ...).
+
+The spawner resolves user_options into a :class:`~ink_spawner.jobspec.JobSpec` (through the
+``resolver`` that ink_hub injects), submits it, and waits — without polling the scheduler
+itself — for two things: the job's own report of its port (pushed to the hub by
+``ink-session`` and handed over through :meth:`InkSpawner.report_port`), and the scheduler's
+view of the job from the backend's shared status cache (queue position, node, or death).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import sys
+import time
+from datetime import datetime
+
+from jupyterhub.spawner import SpawnException, Spawner
+from traitlets import Callable, Float, Integer, List, Unicode, default, validate
+
+from .backends import BackendError, JobState, available_backends, get_backend
+from .jobspec import JobSpec, JobSpecError, parse_memory_mb, parse_walltime_s
+from .resolver import BUILTIN_APPS, AppInfo, default_resolver
+
+
+class InkSpawner(Spawner):
+    """Spawn each named server (one per app) as a batch job."""
+
+    backend = Unicode(
+        "local",
+        help="""Name of the backend that runs sessions (entry point group `ink_spawner.backends`):
+        `local` (processes on the hub host), `slurm`, or a site's own. Configure the backend
+        itself through its class, e.g. `c.SlurmBackend.poll_interval`.
+        """,
+    ).tag(config=True)
+
+    @validate("backend")
+    def _validate_backend(self, proposal):
+        if proposal.value not in available_backends():
+            known = ", ".join(sorted(available_backends()))
+            raise ValueError(f"unknown INK backend {proposal.value!r} (installed: {known})")
+        return proposal.value
+
+    resolver = Callable(
+        default_resolver,
+        help="""async (spawner, user_options) -> JobSpec. Validates a spawn request and decides
+        app, resources and routing. ink_hub sets the site catalogue's resolver here; it must raise
+        SpawnException (HTTP 400) naming the field and the reason for anything not allowed.
+        """,
+    ).tag(config=True)
+
+    session_command = List(
+        Unicode(),
+        help="""argv of the job-side wrapper on the worker. It starts the server on a free port and
+        reports the port to the hub. Default: `ink-session` from the hub's own environment, which
+        suits a shared software area; set an absolute path valid on the workers otherwise.
+        """,
+    ).tag(config=True)
+
+    @default("session_command")
+    def _session_command_default(self):
+        return [os.path.join(sys.prefix, "bin", "ink-session")]
+
+    job_path = Unicode(
+        help="PATH inside the job (JupyterHub 6 no longer passes the hub's PATH on).",
+    ).tag(config=True)
+
+    @default("job_path")
+    def _job_path_default(self):
+        return os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+
+    log_dir = Unicode(
+        "{home}/.ink/logs",
+        help="Directory (created 0700, as the user) for session output files. {home} is the "
+        "user's home directory.",
+    ).tag(config=True)
+
+    hub_id = Unicode(
+        "ink",
+        help="Tag put on every job (hub=<hub_id>) so statistics and orphan clean-up can find them.",
+    ).tag(config=True)
+
+    default_cpus = Integer(1, help="CPU cores of a session when the request names none.").tag(config=True)
+    max_cpus = Integer(8, help="Most CPU cores one session may request.").tag(config=True)
+    max_gpus = Integer(0, help="Most GPUs one session may request.").tag(config=True)
+    default_memory = Unicode("6G", help="Memory of a session when the request names none.").tag(config=True)
+    max_memory = Unicode("32G", help="Most memory one session may request.").tag(config=True)
+    default_walltime = Unicode("24:00:00", help="Wall time of a session; the scheduler enforces it.").tag(config=True)
+    max_walltime = Unicode("72:00:00", help="Longest wall time one session may request.").tag(config=True)
+    partition = Unicode("", help="Scheduler partition/queue for sessions ('' = scheduler default).").tag(config=True)
+    account = Unicode("", help="Scheduler account charged for sessions ('' = user default).").tag(config=True)
+    qos = Unicode("", help="Scheduler QOS for sessions ('' = default).").tag(config=True)
+
+    @validate("default_memory", "max_memory")
+    def _validate_memory(self, proposal):
+        parse_memory_mb(proposal.value, proposal.trait.name)
+        return proposal.value
+
+    @validate("default_walltime", "max_walltime")
+    def _validate_walltime(self, proposal):
+        parse_walltime_s(proposal.value, proposal.trait.name)
+        return proposal.value
+
+    stop_timeout = Float(
+        20.0, help="Seconds stop() waits for the scheduler to report the job gone."
+    ).tag(config=True)
+
+    @default("poll_interval")
+    def _poll_interval_default(self):
+        # reading the shared status cache is free; the cache decides how often the scheduler is asked
+        return 10
+
+    @default("start_timeout")
+    def _start_timeout_default(self):
+        return 600  # queueing is normal on a batch system
+
+    @default("cmd")
+    def _cmd_default(self):
+        return ["jupyterhub-singleuser"]
+
+    # ---- state ------------------------------------------------------------------------------
+
+    job_id = Unicode("", help="Scheduler id of the running job (state, not config).")
+    job_output = Unicode("", help="Path of the job's output file (state, not config).")
+    job_user = Unicode("", help="Unix user the job runs as (state, not config).")
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.job_id = state.get("job_id", "")
+        self.job_output = state.get("job_output", "")
+        self.job_user = state.get("job_user", "")
+        self._state_backend = state.get("backend", self.backend)
+        self._port = state.get("port")
+
+    def get_state(self):
+        state = super().get_state()
+        if self.job_id:
+            state.update(job_id=self.job_id, job_output=self.job_output, job_user=self.job_user,
+                         backend=self._state_backend or self.backend, port=self._port)
+        return state
+
+    def clear_state(self):
+        super().clear_state()
+        self.job_id = self.job_output = self.job_user = ""
+        self._port = None
+
+    # ---- helpers used by resolvers ----------------------------------------------------------
+
+    _state_backend = None
+    _port = None
+    _port_future: asyncio.Future | None = None
+    _watching = False
+
+    @property
+    def backend_instance(self):
+        return get_backend(self._state_backend or self.backend, config=self.config, log=self.log)
+
+    @property
+    def app_name(self) -> str:
+        """The app this server runs: its server name (the default server runs JupyterLab)."""
+        return self.name or "jupyter"
+
+    def app_info(self) -> AppInfo:
+        app = BUILTIN_APPS.get(self.app_name)
+        if app is None:
+            raise SpawnException(
+                f"Unknown app {self.app_name!r} (available: {', '.join(sorted(BUILTIN_APPS))})",
+                reason="unknown_app", status_code=400,
+            )
+        return app
+
+    async def unix_account(self) -> tuple[str, str]:
+        """(Unix user, home) the session runs as; NSS lookups run off the event loop."""
+        run_as_user = self.backend_instance.run_as_user
+        name = self.user.name if run_as_user else pwd.getpwuid(os.geteuid()).pw_name
+        try:
+            entry = await asyncio.to_thread(pwd.getpwnam, name)
+        except KeyError:
+            raise SpawnException(f"User {name!r} has no account on this cluster",
+                                 reason="no_account", status_code=403) from None
+        return name, entry.pw_dir
+
+    def session_argv(self, app: AppInfo) -> list[str]:
+        """The job's argv: the wrapper, then the server command with its arguments."""
+        return [*self.session_command, "--ip", self.backend_instance.session_ip, "--",
+                *self.cmd, *self.get_args()]
+
+    async def make_jobspec(self, app: AppInfo, **resources) -> JobSpec:
+        """Build the JobSpec of this session; resolvers supply app and resources."""
+        unix_user, home = await self.unix_account()
+        env = self.get_env()
+        env.update(PATH=self.job_path, HOME=home, USER=unix_user, INK_APP=app.name,
+                   JUPYTERHUB_DEFAULT_URL=app.default_url)
+        log_dir = self.log_dir.format(home=home)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        prefix = self.name or "jupyter"
+        if unix_user != self.user.name:
+            prefix = f"{self.user.name}-{prefix}"
+        return JobSpec(
+            user=unix_user, name=app.name, command=tuple(self.session_argv(app)), env=env,
+            workdir=home, output_path=f"{log_dir}/{prefix}-{stamp}.log",
+            tags={"hub": self.hub_id, "user": self.user.name, "server": app.name},
+            **resources,
+        )
+
+    # ---- progress -----------------------------------------------------------------------------
+
+    def _emit(self, progress: int, message: str) -> None:
+        self.log.info("%s: %s", self._log_name, message)
+        self._events.append({"progress": progress, "message": message})
+        self._events_changed.set()
+        self._events_changed = asyncio.Event()
+
+    async def progress(self):
+        """Real events while waiting: submitted, queued (reason, position), running on NODE, ready."""
+        index = 0
+        while True:
+            events = getattr(self, "_events", [])
+            while index < len(events):
+                yield events[index]
+                index += 1
+            changed = getattr(self, "_events_changed", None)
+            if changed is None:
+                await asyncio.sleep(0.1)
+            else:
+                await changed.wait()
+
+    # ---- the job reports its port -------------------------------------------------------------
+
+    def report_port(self, port: int) -> bool:
+        """Called by the hub API when the job reports its port. False if no start is waiting."""
+        future = self._port_future
+        if future is None or future.done():
+            return False
+        future.set_result(port)
+        return True
+
+    # ---- start / poll / stop -----------------------------------------------------------------
+
+    async def start(self):
+        self._events = []
+        self._events_changed = asyncio.Event()
+        self._state_backend = self.backend
+        self._port = None
+        self._port_future = asyncio.get_running_loop().create_future()
+        backend = self.backend_instance
+        app = self.app_info()
+
+        spec = await self.resolver(self, self.user_options or {})
+        if not isinstance(spec, JobSpec):
+            raise TypeError(f"resolver returned {type(spec).__name__}, not a JobSpec")
+        self._emit(5, f"Submitting {app.title} to {backend.name} ({spec.cpus} CPU, "
+                      f"{spec.memory_mb / 1024:g} GB, {_hms(spec.walltime_s)})")
+        try:
+            await backend.make_private_dir(spec.user, os.path.dirname(spec.output_path))
+            job_id = await backend.submit(spec)
+        except BackendError as e:
+            raise SpawnException(str(e), reason="scheduler", status_code=503) from None
+        self.job_id, self.job_output, self.job_user = job_id, spec.output_path, spec.user
+        self._emit(15, f"Submitted {backend.name} job {job_id}")
+        cache = backend.status_cache
+        cache.watch(job_id, starting=True)
+        self._watching = True
+        try:
+            host, port = await self._wait_for_session(app)
+        except BaseException:
+            # failure, spawn timeout (JupyterHub cancels start) or stop: leave no job behind
+            await asyncio.shield(self._cancel_job())
+            raise
+        finally:
+            cache.done_starting(job_id)
+            self._port_future = None
+        self._port = port
+        self._emit(95, f"{app.title} is up on {host}:{port}")
+        return f"http://{host}:{port}"
+
+    async def _wait_for_session(self, app: AppInfo) -> tuple[str, int]:
+        backend = self.backend_instance
+        cache = backend.status_cache
+        job_id = self.job_id
+        port_future = self._port_future
+        last = None
+        while True:
+            status = cache.get(job_id)
+            if status is not None and status.describe() != last:
+                last = status.describe()
+                if status.state is JobState.PENDING:
+                    self._emit(30, last)
+                elif status.state is JobState.RUNNING:
+                    self._emit(60, f"{last}; starting {app.title}")
+            if status is not None and status.state is JobState.DONE:
+                tail = await backend.read_tail(self.job_user, self.job_output)
+                message = f"Job {job_id} ended before {app.title} started ({status.reason})."
+                if tail.strip():
+                    message += "\nLast lines of its output:\n" + tail.strip()[-1500:]
+                raise SpawnException(message, reason="job_died", status_code=500)
+            if port_future.done():
+                port = port_future.result()
+                if status is None or status.state is not JobState.RUNNING:
+                    status = await cache.fresh(job_id)  # the host must come from the scheduler
+                if status is not None and status.state is JobState.RUNNING:
+                    return backend.host_for(status), port
+                if status is not None and status.state is JobState.DONE:
+                    continue  # reported, then died: fails with its output on the next turn
+                await cache.wait_for_update(timeout=backend.spawn_poll_interval * 2)
+                continue
+            update = asyncio.ensure_future(cache.wait_for_update())
+            try:
+                await asyncio.wait({update, port_future}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                update.cancel()
+
+    def _ensure_watching(self) -> None:
+        if self.job_id and not self._watching:
+            self.backend_instance.status_cache.watch(self.job_id)
+            self._watching = True
+
+    async def poll(self):
+        if not self.job_id:
+            return 0
+        if self._port_future is not None:
+            return None  # still starting
+        if self._port is None:
+            return 1  # a job that never reported a port cannot be reached: let stop() cancel it
+        self._ensure_watching()
+        cache = self.backend_instance.status_cache
+        status = cache.get(self.job_id)
+        if status is None:
+            status = await cache.fresh(self.job_id)
+        if status is None:
+            return None  # scheduler unreachable: never declare a session dead on a hiccup
+        if status.state is JobState.DONE:
+            return status.exit_code if status.exit_code else 1
+        return None
+
+    async def _cancel_job(self) -> None:
+        job_id = self.job_id
+        if not job_id:
+            return
+        backend = self.backend_instance
+        cache = backend.status_cache
+        self._ensure_watching()
+        try:
+            await backend.cancel(job_id, self.job_user or self.user.name)
+            deadline = time.monotonic() + self.stop_timeout
+            status = cache.get(job_id)
+            while time.monotonic() < deadline and (status is None or status.state.active):
+                status = await cache.fresh(job_id, timeout=deadline - time.monotonic())
+            if status is not None and status.state.active:
+                self.log.warning("%s: job %s still %s after cancel", self._log_name, job_id,
+                                 status.state.value)
+        except BackendError as e:
+            self.log.error("%s: could not cancel job %s: %s", self._log_name, job_id, e)
+            raise
+        finally:
+            if self._watching:
+                cache.unwatch(job_id)
+                self._watching = False
+        self.job_id = ""
+
+    async def stop(self, now=False):
+        await self._cancel_job()
+        self.clear_state()
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
