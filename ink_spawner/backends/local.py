@@ -1,7 +1,9 @@
 """Local backend: each session is a process group on the hub's own machine.
 
 The embedded default for one-machine use and the quickstart. When the hub is root, sessions
-run as their user through runuser; otherwise (the demo) they run as the hub's own user.
+run as their user (uid, gid and groups set by the kernel at exec, with no runuser parent that
+would SIGKILL the server two seconds after a stop); otherwise (the demo) they run as the hub's
+own user.
 A job id is ``<pid>.<start time>`` so that a re-used pid after a hub restart is never mistaken
 for the session.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import signal
 
 from traitlets import Float, Unicode, default
@@ -68,11 +71,14 @@ class LocalBackend(Backend):
         env = minimal_env()
         env.update(spec.env)
         env["INK_JOB_OUTPUT"] = spec.output_path
-        argv = [*self.as_user(spec.user), "/bin/sh", "-c", _LAUNCH, "ink-job", *spec.command]
+        identity = {}
+        if self.run_as_user:
+            identity = await asyncio.to_thread(_identity, spec.user)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, env=env, cwd=spec.workdir, stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
+                "/bin/sh", "-c", _LAUNCH, "ink-job", *spec.command,
+                env=env, cwd=spec.workdir, stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True, **identity,
             )
         except OSError as e:
             raise BackendError(f"cannot start the session process: {e}") from None
@@ -121,6 +127,16 @@ class LocalBackend(Backend):
             await proc.wait()
         # the group may outlive its leader: make sure nothing is left behind
         _signal_group(pid, signal.SIGKILL)
+
+
+def _identity(user: str) -> dict:
+    """Popen keyword arguments that make the child run as ``user`` with its groups."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise BackendError(f"no Unix account {user!r} on this host") from None
+    return {"user": entry.pw_uid, "group": entry.pw_gid,
+            "extra_groups": os.getgrouplist(user, entry.pw_gid)}
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -1,0 +1,210 @@
+"""A real JupyterHub (with configurable-http-proxy) in a subprocess, for tests and benchmarks.
+
+Nothing here is mocked: the hub runs ``jupyterhub`` from this environment with a generated
+config, the proxy is the pinned configurable-http-proxy, and sessions run on the configured
+backend (local processes or the dev Slurm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.prefix) / "bin"
+TEST_USERS = ("alice", "bob", "carol", "dave", "erin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_unix_users(names=TEST_USERS) -> None:
+    """Sessions run as real Unix users: create the test users (root only)."""
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            if os.geteuid() != 0:
+                raise RuntimeError(f"test user {name!r} is missing and only root can create it")
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
+
+
+class Hub:
+    """One hub process. ``extra_config`` is appended to the generated jupyterhub_config.py."""
+
+    def __init__(self, workdir: Path, extra_config: str = "", backend: str = "local"):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.backend = backend
+        self.extra_config = textwrap.dedent(extra_config)
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / "hub.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api_url = f"{self.url}/hub/api"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {self.token}"
+
+    def write_config(self) -> Path:
+        config = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from ink_hub.config import configure
+c = get_config()
+configure(c)
+c.JupyterHub.bind_url = {self.url!r}
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{self.hub_port}"
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
+c.ConfigurableHTTPProxy.auth_token = {secrets.token_hex(16)!r}
+c.ConfigurableHTTPProxy.command = [{str(REPO / 'node_modules/.bin/configurable-http-proxy')!r}]
+c.JupyterHub.db_url = "sqlite:///{self.workdir}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
+c.ConfigurableHTTPProxy.pid_file = "{self.workdir}/proxy.pid"
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = "test-password"
+c.Authenticator.allowed_users = {set(TEST_USERS)!r}
+c.JupyterHub.services = [{{"name": "ink-test", "api_token": {self.token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "ink-test", "services": ["ink-test"],
+    "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
+               "access:servers", "read:servers", "admin:server_state"]}}]
+c.InkSpawner.backend = {self.backend!r}
+c.InkSpawner.session_command = [{str(VENV_BIN / 'ink-session')!r}]
+c.InkSpawner.job_path = {os.pathsep.join([str(VENV_BIN), '/usr/local/bin', '/usr/bin', '/bin'])!r}
+c.InkSpawner.default_memory = "1G"
+c.JupyterHub.log_level = "DEBUG"
+"""
+        path = self.workdir / "jupyterhub_config.py"
+        path.write_text(config + "\n" + self.extra_config)
+        return path
+
+    def start(self, timeout: float = 60) -> "Hub":
+        config = self.write_config()
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if self.session.get(f"{self.api_url}/", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"hub did not start in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop hub and proxy; sessions keep running (cleanup_servers is False)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    # ---- REST helpers --------------------------------------------------------------------
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        return self.session.request(method, f"{self.api_url}{path}", **kwargs)
+
+    def user_model(self, user: str) -> dict:
+        r = self.api("GET", f"/users/{user}")
+        if r.status_code == 404:
+            return {"servers": {}}
+        r.raise_for_status()
+        return r.json()
+
+    def server(self, user: str, name: str) -> dict | None:
+        return self.user_model(user).get("servers", {}).get(name)
+
+    def request_server(self, user: str, name: str, options: dict | None = None) -> requests.Response:
+        self.api("POST", f"/users/{user}")  # create the user if needed (409 if it exists)
+        return self.api("POST", f"/users/{user}/servers/{name}", json=options or {})
+
+    def wait_ready(self, user: str, name: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server(user, name)
+            if server and server.get("ready"):
+                return server
+            if server is None or (not server.get("pending") and not server.get("ready")):
+                raise RuntimeError(f"{user}/{name} is no longer starting:\n{self.log_tail(30)}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{user}/{name} not ready after {timeout}s:\n{self.log_tail(30)}")
+
+    def wait_stopped(self, user: str, name: str, timeout: float = 60) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.server(user, name) is None:
+                return time.monotonic() - start
+            time.sleep(0.1)
+        raise TimeoutError(f"{user}/{name} still listed after {timeout}s")
+
+    def start_and_wait(self, user: str, name: str, options: dict | None = None,
+                       timeout: float = 120) -> dict:
+        r = self.request_server(user, name, options)
+        if r.status_code not in (201, 202):
+            raise RuntimeError(f"spawn {user}/{name}: HTTP {r.status_code} {r.text}")
+        return self.wait_ready(user, name, timeout)
+
+    def stop_server(self, user: str, name: str, timeout: float = 60) -> None:
+        r = self.api("DELETE", f"/users/{user}/servers/{name}")
+        if r.status_code not in (202, 204):
+            raise RuntimeError(f"stop {user}/{name}: HTTP {r.status_code} {r.text}")
+        self.wait_stopped(user, name, timeout)
+
+    def user_token(self, user: str) -> str:
+        r = self.api("POST", f"/users/{user}/tokens", json={"note": "test", "expires_in": 3600})
+        r.raise_for_status()
+        return r.json()["token"]
+
+    def progress(self, user: str, name: str, timeout: float = 120) -> list[dict]:
+        """Read the spawn's progress event stream until it ends; events get an arrival time."""
+        events = []
+        with self.session.get(f"{self.api_url}/users/{user}/servers/{name}/progress",
+                              stream=True, timeout=timeout) as r:
+            for line in r.iter_lines():
+                if line.startswith(b"data:"):
+                    event = json.loads(line[5:])
+                    event["t"] = time.monotonic()
+                    events.append(event)
+        return events
+
+    def spawner_state(self, user: str, name: str) -> dict:
+        server = self.server(user, name) or {}
+        return server.get("state") or {}
