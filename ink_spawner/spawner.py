@@ -17,10 +17,10 @@ import time
 from datetime import datetime
 
 from jupyterhub.spawner import SpawnException, Spawner
-from traitlets import Callable, Float, Integer, List, Unicode, default, validate
+from traitlets import Callable, Dict, Float, Integer, List, Unicode, default, validate
 
 from .backends import BackendError, JobState, available_backends, get_backend
-from .jobspec import JobSpec, JobSpecError, parse_memory_mb, parse_walltime_s
+from .jobspec import NAME_RE, JobSpec, parse_memory_mb, parse_walltime_s
 from .resolver import BUILTIN_APPS, AppInfo, default_resolver
 
 
@@ -49,6 +49,27 @@ class InkSpawner(Spawner):
         SpawnException (HTTP 400) naming the field and the reason for anything not allowed.
         """,
     ).tag(config=True)
+
+    apps = Dict(
+        help="""The apps users may start, by server name: {name: {"title": str, "default_url": str}}.
+
+        Each named server is one app (one session of each app per user). The default offers
+        JupyterLab as `jupyter`; ink_hub sets the site catalogue's apps here.
+        """,
+    ).tag(config=True)
+
+    @default("apps")
+    def _apps_default(self):
+        return {name: {"title": a.title, "default_url": a.default_url} for name, a in BUILTIN_APPS.items()}
+
+    @validate("apps")
+    def _validate_apps(self, proposal):
+        for name, entry in proposal.value.items():
+            if not NAME_RE.match(name):
+                raise ValueError(f"apps: {name!r} is not a valid server name")
+            if set(entry) - {"title", "default_url"} or not str(entry.get("default_url", "")).startswith("/"):
+                raise ValueError(f"apps.{name}: needs 'title' and a 'default_url' starting with '/'")
+        return proposal.value
 
     session_command = List(
         Unicode(),
@@ -162,13 +183,13 @@ class InkSpawner(Spawner):
         return self.name or "jupyter"
 
     def app_info(self) -> AppInfo:
-        app = BUILTIN_APPS.get(self.app_name)
-        if app is None:
+        entry = self.apps.get(self.app_name)
+        if entry is None:
             raise SpawnException(
-                f"Unknown app {self.app_name!r} (available: {', '.join(sorted(BUILTIN_APPS))})",
+                f"Unknown app {self.app_name!r} (available: {', '.join(sorted(self.apps))})",
                 reason="unknown_app", status_code=400,
             )
-        return app
+        return AppInfo(self.app_name, entry.get("title", self.app_name), entry["default_url"])
 
     async def unix_account(self) -> tuple[str, str]:
         """(Unix user, home) the session runs as; NSS lookups run off the event loop."""
@@ -260,7 +281,7 @@ class InkSpawner(Spawner):
         self.job_id, self.job_output, self.job_user = job_id, spec.output_path, spec.user
         self._emit(15, f"Submitted {backend.name} job {job_id}")
         cache = backend.status_cache
-        cache.watch(job_id, starting=True)
+        cache.watch(job_id, starting=True, on_done=self._job_ended)
         self._watching = True
         try:
             host, port = await self._wait_for_session(app)
@@ -313,8 +334,13 @@ class InkSpawner(Spawner):
 
     def _ensure_watching(self) -> None:
         if self.job_id and not self._watching:
-            self.backend_instance.status_cache.watch(self.job_id)
+            self.backend_instance.status_cache.watch(self.job_id, on_done=self._job_ended)
             self._watching = True
+
+    def _job_ended(self, status) -> None:
+        """The cache saw our job end: tell the hub now instead of at its next poll."""
+        if self._poll_callback is not None and self._port_future is None:
+            asyncio.ensure_future(self.poll_and_notify())
 
     async def poll(self):
         if not self.job_id:

@@ -23,6 +23,7 @@ class StatusCache:
         self.log = backend.log
         self._statuses: dict[str, JobStatus] = {}
         self._watched: dict[str, int] = {}  # job id -> number of watchers
+        self._on_done: dict[str, list] = {}  # job id -> callbacks for when it ends
         self._starting: dict[str, int] = {}  # job ids of sessions being spawned
         self._changed = asyncio.Event()  # set after each completed query
         self._wake = asyncio.Event()  # ask the loop to query now
@@ -35,8 +36,12 @@ class StatusCache:
 
     # ---- registration ----------------------------------------------------------------------
 
-    def watch(self, job_id: str, starting: bool = False) -> None:
+    def watch(self, job_id: str, starting: bool = False, on_done=None) -> None:
+        """Include a job in every query. ``on_done(status)`` is called once when it is seen ended,
+        so a dead session is noticed within one interval, not one interval plus a hub poll."""
         self._watched[job_id] = self._watched.get(job_id, 0) + 1
+        if on_done is not None:
+            self._on_done.setdefault(job_id, []).append(on_done)
         if starting:
             self._starting[job_id] = self._starting.get(job_id, 0) + 1
         self._ensure_loop()
@@ -54,6 +59,7 @@ class StatusCache:
         if self._watched.get(job_id, 0) <= 1:
             self._watched.pop(job_id, None)
             self._statuses.pop(job_id, None)
+            self._on_done.pop(job_id, None)
         else:
             self._watched[job_id] -= 1
 
@@ -132,9 +138,16 @@ class StatusCache:
             self.last_query_at = time.monotonic()
             for job_id in job_ids:
                 if job_id in self._watched:
-                    self._statuses[job_id] = statuses.get(
+                    status = statuses.get(
                         job_id, JobStatus(job_id, JobState.DONE, reason="no longer known")
                     )
+                    self._statuses[job_id] = status
+                    if status.state is JobState.DONE:
+                        for callback in self._on_done.pop(job_id, []):
+                            try:
+                                callback(status)
+                            except Exception:
+                                self.log.exception("on_done callback for job %s failed", job_id)
         finally:
             self._generation += 1
             self._changed.set()

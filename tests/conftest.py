@@ -1,0 +1,101 @@
+"""Shared fixtures: real Unix users, the real dev Slurm, and real hubs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .harness import REPO, Hub, ensure_unix_users
+
+
+@pytest.fixture(scope="session")
+def unix_users():
+    ensure_unix_users()
+
+
+@pytest.fixture(scope="session")
+def dev_slurm():
+    """The real single-node Slurm from scripts/dev-slurm (started if it is not up)."""
+    if shutil.which("sinfo") is None or subprocess.run(["sinfo"], capture_output=True).returncode:
+        subprocess.run([str(REPO / "scripts" / "dev-slurm"), "start"], check=True)
+    return True
+
+
+def squeue_active(user: str | None = None) -> dict[str, str]:
+    """job id -> state of the user's jobs that are not finished (straight from squeue)."""
+    argv = ["squeue", "--noheader", "--format=%i %T"]
+    if user:
+        argv.append(f"--user={user}")
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    active = {}
+    for line in out.splitlines():
+        job_id, state = line.split()
+        if state not in ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "COMPLETING"):
+            active[job_id] = state
+    return active
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message} not reached within {timeout}s")
+
+
+def job_pids(job_id: str) -> list[int]:
+    """Processes of a Slurm job (scontrol listpids), empty once the job is gone."""
+    r = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True)
+    pids = []
+    for line in r.stdout.splitlines()[1:]:
+        first = line.split()[0] if line.split() else ""
+        if first.isdigit():
+            pids.append(int(first))
+    return [p for p in pids if os.path.exists(f"/proc/{p}")]
+
+
+SLURM_HUB_CONFIG = """
+c.SlurmBackend.poll_interval = 2
+c.SlurmBackend.spawn_poll_interval = 0.5
+c.InkSpawner.poll_interval = 2
+c.InkSpawner.apps = {"jupyter": {"title": "JupyterLab", "default_url": "/lab"},
+                     "second": {"title": "Second JupyterLab", "default_url": "/lab"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def slurm_hub(tmp_path_factory, unix_users, dev_slurm):
+    hub = Hub(tmp_path_factory.mktemp("slurm-hub"), SLURM_HUB_CONFIG, backend="slurm").start()
+    yield hub
+    for user in ("alice", "bob", "carol", "dave", "erin"):
+        for name in list(hub.user_model(user).get("servers", {})):
+            hub.api("DELETE", f"/users/{user}/servers/{name}")
+    hub.stop()
+    for job_id in squeue_active():
+        subprocess.run(["scancel", job_id])
+
+
+@pytest.fixture
+def hub_factory(tmp_path, unix_users):
+    """Start extra hubs with their own config; all are stopped at the end of the test."""
+    hubs = []
+
+    def make(extra_config: str = "", backend: str = "local", workdir: Path | None = None) -> Hub:
+        hub = Hub(workdir or tmp_path / f"hub{len(hubs)}", extra_config, backend=backend)
+        hubs.append(hub)
+        return hub.start()
+
+    yield make
+    for hub in hubs:
+        if hub.proc is not None:
+            for user in ("alice", "bob", "carol", "dave", "erin"):
+                for name in list(hub.user_model(user).get("servers", {})):
+                    hub.api("DELETE", f"/users/{user}/servers/{name}")
+        hub.stop()

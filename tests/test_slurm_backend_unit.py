@@ -1,0 +1,63 @@
+"""The Slurm backend's argv and squeue parsing, with no scheduler involved."""
+
+from pathlib import Path
+
+from ink_spawner.backends.base import JobState
+from ink_spawner.backends.slurm import SlurmBackend, parse_squeue
+from ink_spawner.jobspec import JobSpec
+
+
+def make_spec(**kw):
+    fields = dict(user="alice", name="jupyter", command=("/opt/ink/bin/ink-session", "--", "jupyterhub-singleuser"),
+                  env={"JUPYTERHUB_API_TOKEN": "s3cret"}, workdir="/home/alice",
+                  output_path="/home/alice/.ink/logs/jupyter.log", cpus=2, memory_mb=6144,
+                  walltime_s=90 * 60 + 1, partition="debug", account="juno", qos="normal", gpus=1,
+                  tags={"hub": "ink", "user": "alice", "server": "jupyter"})
+    fields.update(kw)
+    return JobSpec(**fields)
+
+
+def test_sbatch_argv_is_a_list_with_a_fixed_script():
+    backend = SlurmBackend()
+    argv = backend.sbatch_argv(make_spec())
+    assert argv[0] == "sbatch"
+    assert "--cpus-per-task=2" in argv and "--mem=6144M" in argv
+    assert "--time=91" in argv  # rounded up to whole minutes
+    assert "--partition=debug" in argv and "--account=juno" in argv and "--qos=normal" in argv
+    assert "--gres=gpu:1" in argv
+    assert "--comment=hub=ink,server=jupyter,user=alice" in argv
+    script = argv.index(backend.job_script)
+    assert argv[script + 1:] == ["/opt/ink/bin/ink-session", "--", "jupyterhub-singleuser"]
+    text = Path(backend.job_script).read_text()
+    assert 'exec "$@"' in text and "alice" not in text
+    assert not any("s3cret" in a for a in argv), "the token must never be on a command line"
+
+
+def test_optional_fields_are_left_out():
+    argv = SlurmBackend().sbatch_argv(make_spec(partition=None, account=None, qos=None, gpus=0, tags={}))
+    assert not any(a.startswith(("--partition", "--account", "--qos", "--gres", "--comment")) for a in argv)
+
+
+SQUEUE = """\
+10|RUNNING|None|wn042|2026-11-21T10:00:00|debug|100|2026-11-21T09:00:00
+11|PENDING|Priority|(null)|2026-11-21T12:00:00|debug|50|2026-11-21T09:01:00
+12|PENDING|Resources|(null)|N/A|debug|200|2026-11-21T09:02:00
+13|PENDING|Priority|(null)|N/A|debug|50|2026-11-21T09:00:30
+14|CANCELLED|None|wn042|2026-11-21T10:00:00|debug|0|2026-11-21T09:00:00
+15|PENDING|Priority|(null)|N/A|gpu|10|2026-11-21T09:00:00
+16|COMPLETING|None|wn001|N/A|debug|0|2026-11-21T09:00:00
+"""
+
+
+def test_parse_squeue_positions_reasons_and_ends():
+    st = parse_squeue(SQUEUE, {"10", "11", "12", "13", "14", "15", "16", "99"})
+    assert st["10"].state is JobState.RUNNING and st["10"].node == "wn042"
+    # debug queue by priority, then submit time: 12 (200), 13 (50, earlier), 11 (50)
+    assert (st["12"].position, st["13"].position, st["11"].position) == (1, 2, 3)
+    assert st["11"].pending_total == 3 and st["11"].reason == "Priority"
+    assert st["11"].expected_start == "2026-11-21T12:00:00" and st["12"].expected_start is None
+    assert st["15"].position == 1 and st["15"].pending_total == 1
+    assert st["14"].state is JobState.DONE and st["14"].reason == "cancelled"
+    assert st["16"].state is JobState.DONE
+    assert "99" not in st  # unknown ids are left for the cache to mark as gone
+    assert "position 3 of 3" in st["11"].describe() and "reason: Priority" in st["11"].describe()
