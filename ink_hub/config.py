@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+from jupyterhub.utils import url_path_join
+
 from . import session_api
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -19,12 +21,22 @@ DEMO_USERS = ("alice", "bob")
 DEMO_PASSWORD = "ink-demo"
 
 
+DEFAULT_APP = "jupyter"
+
+
+def landing_url(handler) -> str:
+    """Where a user lands after login: their JupyterLab session (the dashboard comes later)."""
+    user = handler.current_user
+    return url_path_join(handler.hub.base_url, "spawn", user.escaped_name, DEFAULT_APP)
+
+
 def configure(c) -> None:
     """Settings every INK hub needs."""
     c.JupyterHub.spawner_class = "ink"
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0  # one server per app; apps bound the count
-    c.JupyterHub.default_server_name = "jupyter"
+    c.JupyterHub.default_server_name = DEFAULT_APP
+    c.JupyterHub.default_url = landing_url
     c.JupyterHub.extra_handlers.extend(session_api.handlers)
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):
@@ -33,9 +45,9 @@ def configure(c) -> None:
 
 def configure_demo(c, state_dir: str | os.PathLike | None = None) -> None:
     """The embedded default: local backend, demo users, hub on localhost only."""
-    state = Path(state_dir or REPO_ROOT / ".ink-demo")
+    state = Path(state_dir or os.environ.get("INK_DEMO_STATE") or REPO_ROOT / ".ink-demo")
     state.mkdir(mode=0o700, exist_ok=True)
-    c.JupyterHub.bind_url = "http://127.0.0.1:8000"
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{int(os.environ.get('INK_DEMO_PORT', 8000))}"
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")

@@ -177,19 +177,21 @@ class InkSpawner(Spawner):
     def backend_instance(self):
         return get_backend(self._state_backend or self.backend, config=self.config, log=self.log)
 
-    @property
-    def app_name(self) -> str:
-        """The app this server runs: its server name (the default server runs JupyterLab)."""
-        return self.name or "jupyter"
-
     def app_info(self) -> AppInfo:
-        entry = self.apps.get(self.app_name)
-        if entry is None:
+        """The app this server runs: its server name names it."""
+        if not self.name:
             raise SpawnException(
-                f"Unknown app {self.app_name!r} (available: {', '.join(sorted(self.apps))})",
+                "INK sessions are named after their app: start one of "
+                f"{', '.join(sorted(self.apps))} (e.g. /hub/spawn/{self.user.name}/jupyter)",
                 reason="unknown_app", status_code=400,
             )
-        return AppInfo(self.app_name, entry.get("title", self.app_name), entry["default_url"])
+        entry = self.apps.get(self.name)
+        if entry is None:
+            raise SpawnException(
+                f"Unknown app {self.name!r} (available: {', '.join(sorted(self.apps))})",
+                reason="unknown_app", status_code=400,
+            )
+        return AppInfo(self.name, entry.get("title", self.name), entry["default_url"])
 
     async def unix_account(self) -> tuple[str, str]:
         """(Unix user, home) the session runs as; NSS lookups run off the event loop."""
@@ -215,9 +217,7 @@ class InkSpawner(Spawner):
                    JUPYTERHUB_DEFAULT_URL=app.default_url)
         log_dir = self.log_dir.format(home=home)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        prefix = self.name or "jupyter"
-        if unix_user != self.user.name:
-            prefix = f"{self.user.name}-{prefix}"
+        prefix = app.name if unix_user == self.user.name else f"{self.user.name}-{app.name}"
         return JobSpec(
             user=unix_user, name=app.name, command=tuple(self.session_argv(app)), env=env,
             workdir=home, output_path=f"{log_dir}/{prefix}-{stamp}.log",

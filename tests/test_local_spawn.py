@@ -1,0 +1,103 @@
+"""The local backend through a real hub: the embedded default of the quickstart."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from .conftest import wait_for
+from .harness import REPO, VENV_BIN, free_port
+
+pytestmark = pytest.mark.hub
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+                members.append(int(p))
+    return members
+
+
+def test_local_session_runs_as_the_user_and_leaves_nothing(hub_factory):
+    hub = hub_factory(backend="local")
+    hub.start_and_wait("alice", "jupyter")
+    job_id = hub.spawner_state("alice", "jupyter")["job_id"]
+    pgid = int(job_id.split(".")[0])
+    members = group_members(pgid)
+    assert members
+    assert {os.stat(f"/proc/{p}").st_uid for p in members} == {pwd.getpwnam("alice").pw_uid}
+    token = hub.user_token("alice")
+    r = requests.get(f"{hub.url}/user/alice/jupyter/api/status",
+                     headers={"Authorization": f"token {token}"}, timeout=10)
+    assert r.status_code == 200
+    # another user's token is refused by the session
+    bob = hub.user_token("bob")
+    r = requests.get(f"{hub.url}/user/alice/jupyter/api/status",
+                     headers={"Authorization": f"token {bob}"}, timeout=10, allow_redirects=False)
+    assert r.status_code in (302, 403)
+    t0 = time.monotonic()
+    hub.stop_server("alice", "jupyter")
+    assert time.monotonic() - t0 < 5, "a clean stop must not wait for a SIGKILL grace period"
+    wait_for(lambda: not group_members(pgid), 5, message="session processes gone")
+
+
+def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
+    """jupyterhub_config.py as the README's quickstart runs it: demo users, local backend."""
+    port = free_port()
+    env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", INK_DEMO_STATE=str(tmp_path),
+               INK_DEMO_PORT=str(port))
+    proc = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py"),
+                             f"--JupyterHub.hub_port={free_port()}",
+                             f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}"],
+                            cwd=tmp_path, env=env, stdout=open(tmp_path / "hub.log", "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(f"{base}/hub/login"), 60, 0.2, "demo hub up")
+        s = requests.Session()
+        s.get(f"{base}/hub/login", timeout=10)
+        r = s.post(f"{base}/hub/login", data={"username": "alice", "password": "ink-demo",
+                                              "_xsrf": s.cookies.get("_xsrf")}, timeout=30)
+        # login lands on the spawn of JupyterLab, which redirects to the session once it is up
+        assert r.status_code == 200, r.url
+        assert "/user/alice/jupyter" in r.url or "/hub/spawn-pending/alice/jupyter" in r.url, r.url
+        # a user who is not a demo user is refused
+        bad = requests.Session()
+        bad.get(f"{base}/hub/login", timeout=10)
+        r = bad.post(f"{base}/hub/login", data={"username": "mallory", "password": "ink-demo",
+                                                "_xsrf": bad.cookies.get("_xsrf")}, timeout=30)
+        assert "/hub/login" in r.url or r.status_code == 403
+        # JupyterLab comes up through the proxy (hub OAuth done with the browser's cookies)
+        def lab():
+            r = s.get(f"{base}/user/alice/jupyter/", timeout=30)
+            return r.status_code == 200 and r.url.split("?")[0].endswith("/user/alice/jupyter/lab")
+
+        wait_for(lab, 60, 0.3, "alice's JupyterLab through the proxy")
+        # the unnamed default server is not an app: a clear 400, no session
+        r = s.get(f"{base}/hub/spawn/alice", timeout=30)
+        assert r.status_code == 400 and "named after their app" in r.text
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        subprocess.run(["pkill", "-u", "alice", "-f", "jupyterhub-singleuser"])
+    print((tmp_path / "hub.log").read_text()[-3000:], file=sys.stderr)
+
+
+def _get(url):
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
