@@ -38,7 +38,6 @@ def _probe_host(ip: str) -> str:
 def wait_until_serving(proc: subprocess.Popen, url: str, timeout: float) -> bool:
     """Poll the server's own URL until it answers (any HTTP status) or the process exits."""
     deadline = time.monotonic() + timeout
-    delay = 0.02
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
@@ -48,8 +47,8 @@ def wait_until_serving(proc: subprocess.Popen, url: str, timeout: float) -> bool
         except urllib.error.HTTPError:
             return True  # it answered
         except (urllib.error.URLError, OSError):
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+            # a refused local connection costs microseconds: probe often, report promptly
+            time.sleep(0.02)
     return False
 
 

@@ -301,9 +301,12 @@ class InkSpawner(Spawner):
         cache = backend.status_cache
         job_id = self.job_id
         port_future = self._port_future
-        last = None
+        last = last_error = None
         while True:
             status = cache.get(job_id)
+            if cache.last_error and cache.last_error != last_error:
+                self._emit(20, f"Cannot ask {backend.name} about job {job_id} (retrying): {cache.last_error}")
+            last_error = cache.last_error
             if status is not None and status.describe() != last:
                 last = status.describe()
                 if status.state is JobState.PENDING:
