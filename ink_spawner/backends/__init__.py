@@ -6,6 +6,7 @@ it under that entry point; ``c.InkSpawner.backend = "<name>"`` selects it.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.metadata import entry_points
 
 from .base import Backend, BackendError, JobState, JobStatus
@@ -15,8 +16,13 @@ ENTRY_POINT_GROUP = "ink_spawner.backends"
 _instances: dict[str, Backend] = {}
 
 
+@lru_cache(maxsize=1)
 def available_backends() -> dict[str, object]:
-    """Entry-point name → entry point, for every installed backend."""
+    """Entry-point name → entry point, for every installed backend.
+
+    Scanned once per process: it reads package metadata from disk, and spawners are created
+    on the hub's event loop.
+    """
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
