@@ -89,6 +89,10 @@ def check_slurm() -> None:
         sys.exit(f"squeue failed ({r.stderr.strip()}); run scripts/dev-slurm start first")
     if os.geteuid() != 0:
         sys.exit("benchmarks run sessions as several Unix users and must run as root")
+    try:
+        import batchspawner  # noqa: F401
+    except ImportError:
+        sys.exit("batchspawner is not installed: .venv/bin/pip install -e '.[bench]'")
 
 
 def run_tag() -> str:

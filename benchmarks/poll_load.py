@@ -7,7 +7,8 @@ of jupyter-server, so that 50 sessions fit on a small machine. Every scheduler c
 through a counting wrapper (a shell script that appends one line to a log, then execs the real
 squeue/sbatch/scancel). Both hubs poll every ``--interval`` seconds (``c.Spawner.poll_interval``;
 for InkSpawner also ``c.SlurmBackend.poll_interval``). Once all sessions are ready and one
-interval has passed, the squeue calls over ``--intervals`` intervals are counted.
+interval has passed, the squeue calls over ``--intervals`` intervals are counted (the window
+starts half an interval after a squeue call; see run_phase).
 
     .venv/bin/python benchmarks/poll_load.py [--sessions 50] [--interval 5] [--intervals 3]
 
@@ -71,6 +72,25 @@ def read_counts(count_log: Path, since: float = 0.0, until: float = float("inf")
         if since <= ts <= until and parts[1] in counts:
             counts[parts[1]] += 1
     return counts
+
+
+def wait_for_next_call(count_log: Path, name: str, timeout: float) -> float | None:
+    """Time of the next ``name`` call logged from now on (None on timeout)."""
+    start = time.time()
+    while time.time() - start < timeout:
+        times = []
+        for line in count_log.read_text(errors="replace").splitlines():
+            parts = line.split(" ", 2)
+            try:
+                ts = float(parts[0])
+            except (ValueError, IndexError):
+                continue
+            if ts >= start and parts[1:2] == [name]:
+                times.append(ts)
+        if times:
+            return min(times)
+        time.sleep(0.05)
+    return None
 
 
 def sessions(n: int) -> list[tuple[str, str]]:
@@ -281,9 +301,16 @@ def run_phase(kind: str, args, workdir: Path, tag: str, tracker: C.JobTracker,
 
     time.sleep(args.interval * 1.2)  # let start-up polling settle into the steady interval
     window = args.interval * args.intervals
-    cpu0, t0 = hub_cpu_seconds(hub), time.time()  # "reset the counter": count from t0 on
-    time.sleep(window)
-    t1, cpu1 = time.time(), hub_cpu_seconds(hub)
+    # "reset the counter": count from t0 on. t0 is half an interval after a squeue call, so a
+    # single periodic poller is counted exactly once per interval despite its +-10% jitter
+    # (a window that starts at a random phase would count it 2, 3 or 4 times in 3 intervals);
+    # for many independent pollers the phase makes no difference.
+    t_call = wait_for_next_call(count_log, "squeue", timeout=3 * args.interval)
+    t0 = (t_call or time.time()) + args.interval / 2
+    time.sleep(max(0.0, t0 - time.time()))
+    cpu0 = hub_cpu_seconds(hub)
+    time.sleep(max(0.0, t0 + window - time.time()))
+    t1, cpu1 = t0 + window, hub_cpu_seconds(hub)
     counts = read_counts(count_log, t0, t1)
     models = server_models(hub)
     alive = sum(1 for k in keys if (models.get(k) or {}).get("ready"))

@@ -4,7 +4,8 @@ Two hubs (the same JupyterHub, configurable-http-proxy, user and jupyterhub-sing
 spawner, started once each. After one untimed warm-up spawn per spawner, spawns alternate
 between the hubs: alice's server "jupyter" is requested with POST /hub/api/users/alice/servers/
 jupyter and the REST model is polled every 20 ms until ``ready: true``; then the server is
-stopped and the job must be gone from squeue before the next spawn.
+stopped and the job must be gone from squeue before the next spawn. A random 0-1 s pause before
+each POST decorrelates the spawns from slurmctld's once-a-second scheduling pass.
 
 The phase breakdown comes from timestamps in the hub log (millisecond resolution) and, when
 readable, slurmd's log ("Launching batch job N"). batchspawner's progress stream only says
@@ -18,6 +19,7 @@ Last line: ``RESULT spawn_ready_median_s ink=<s> batchspawner=<s> ratio=<ink/bat
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import shutil
 import sys
@@ -126,6 +128,9 @@ def spawn_once(kind: str, hub, tracker: C.JobTracker, slurmd_log: Path | None,
                timeout: float) -> dict:
     """One timed spawn and stop; returns times and the phase breakdown."""
     foreign = sum(1 for r in C.squeue_rows() if not tracker.ours(r))  # other users of the Slurm
+    # slurmctld starts pending jobs in a scheduling pass about once a second; a random pause
+    # keeps the alternating spawns from hitting that tick at a fixed (biased) phase
+    time.sleep(random.uniform(0.0, 1.0))
     log_offset = C.file_size(hub.log_path)
     slurmd_offset = C.file_size(slurmd_log)
     post_sess, poll_sess = new_session(hub), new_session(hub)
@@ -231,11 +236,14 @@ def recover(kind: str, hub, tracker: C.JobTracker) -> None:
 
 def print_report(results: dict[str, list[dict]], failures: list[str]) -> None:
     log("")
-    log("Per spawn (s):  POST->ready   stop->server gone   stop->job gone   job")
+    keys = [key for key, _label in PHASES]
+    log(f"Per spawn (s)    {'ready':>6}    " + "   ".join(f"{k:>6}" for k in keys)
+        + "   stop->gone  stop->job gone     job")
     for kind in SPAWNERS:
         for i, r in enumerate(results[kind], 1):
-            log(f"  {kind:<13}#{i}  {r['ready_s']:8.3f}   {r['stop_s']:12.3f}   "
-                f"{r['job_gone_s']:14.3f}      {r['job_id']}")
+            phases = "   ".join(f"{C.fmt_s(r['phases'][k]):>6}" for k in keys)
+            log(f"  {kind:<13}#{i} {r['ready_s']:6.3f}    {phases}   {r['stop_s']:9.3f}"
+                f"  {r['job_gone_s']:13.3f}   {r['job_id']:>5}")
     log("")
     log("Phase medians (s)                                   ink     batchspawner")
     for key, label in PHASES:
@@ -248,7 +256,8 @@ def print_report(results: dict[str, list[dict]], failures: list[str]) -> None:
         ink = C.median(r[key] for r in results["ink"])
         bs = C.median(r[key] for r in results["batchspawner"])
         log(f"  {label:<48} {C.fmt_s(ink):>7}   {C.fmt_s(bs):>7}")
-    log("  (phases are medians of each phase separately, so they need not add up to the total)")
+    log("  (phases are medians of each phase separately, so they need not add up to the total;")
+    log("  per spawn, ready = submit + queue + job + notice + http + rest)")
     log("  note: ink-session reports the port only once the server answers HTTP, so its")
     log("  'job launched -> port reported' includes jupyter-server start-up; batchspawner")
     log("  reports first and the hub's HTTP readiness check then waits for the server.")

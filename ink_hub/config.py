@@ -37,6 +37,8 @@ def configure(c) -> None:
     c.JupyterHub.named_server_limit_per_user = 0  # one server per app; apps bound the count
     c.JupyterHub.default_server_name = DEFAULT_APP
     c.JupyterHub.default_url = landing_url
+    # sessions are batch jobs with their own wall time: a hub restart or upgrade must not kill them
+    c.JupyterHub.cleanup_servers = False
     c.JupyterHub.extra_handlers.extend(session_api.handlers)
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):

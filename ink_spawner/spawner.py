@@ -93,8 +93,8 @@ class InkSpawner(Spawner):
 
     log_dir = Unicode(
         "{home}/.ink/logs",
-        help="Directory (created 0700, as the user) for session output files. {home} is the "
-        "user's home directory.",
+        help="Directory for session output files, created as the user with mode 0700 if missing "
+        "(an existing directory keeps its mode). {home} is the user's home directory.",
     ).tag(config=True)
 
     hub_id = Unicode(
@@ -135,10 +135,6 @@ class InkSpawner(Spawner):
     @default("start_timeout")
     def _start_timeout_default(self):
         return 600  # queueing is normal on a batch system
-
-    @default("cmd")
-    def _cmd_default(self):
-        return ["jupyterhub-singleuser"]
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -287,7 +283,11 @@ class InkSpawner(Spawner):
             host, port = await self._wait_for_session(app)
         except BaseException:
             # failure, spawn timeout (JupyterHub cancels start) or stop: leave no job behind
-            await asyncio.shield(self._cancel_job())
+            try:
+                await asyncio.shield(self._cancel_job())
+            except Exception:
+                # the user sees why the spawn failed; the failed cancel is for the admin's log
+                self.log.exception("%s: cancelling job %s failed", self._log_name, self.job_id)
             raise
         finally:
             cache.done_starting(job_id)
@@ -351,7 +351,13 @@ class InkSpawner(Spawner):
         if self._port_future is not None:
             return None  # still starting
         if self._port is None:
-            return 1  # a job that never reported a port cannot be reached: let stop() cancel it
+            # A job that never reported a port (the hub went away mid-spawn) cannot be reached.
+            # JupyterHub calls stop() only for servers that poll as running, so cancel it here.
+            try:
+                await self._cancel_job()
+            except BackendError:
+                return None  # keep it listed so that a later stop() tries again
+            return 1
         self._ensure_watching()
         cache = self.backend_instance.status_cache
         status = cache.get(self.job_id)

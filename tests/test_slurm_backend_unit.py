@@ -20,7 +20,7 @@ def make_spec(**kw):
 def test_sbatch_argv_is_a_list_with_a_fixed_script():
     backend = SlurmBackend()
     argv = backend.sbatch_argv(make_spec())
-    assert argv[0] == "sbatch"
+    assert argv[0] == "/usr/bin/sbatch"  # resolved in the system PATH, not the job's
     assert "--cpus-per-task=2" in argv and "--mem=6144M" in argv
     assert "--time=91" in argv  # rounded up to whole minutes
     assert "--partition=debug" in argv and "--account=juno" in argv and "--qos=normal" in argv

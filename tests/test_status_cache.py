@@ -113,7 +113,7 @@ def _pgid(pid: int) -> int | None:
     return None if fields[0] in ("Z", "X") else int(fields[2])
 
 
-async def test_failed_query_keeps_last_known_status(dev_slurm, tmp_path):
+async def test_failed_query_keeps_last_known_status():
     """A scheduler hiccup must not declare sessions dead."""
     backend = SlurmBackend(squeue="/nonexistent/squeue", poll_interval=0.2)
     cache = backend.status_cache

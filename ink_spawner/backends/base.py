@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import shutil
 import signal
 from dataclasses import dataclass
+from functools import lru_cache
 
 from traitlets import Bool, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
@@ -225,9 +227,25 @@ class Backend(LoggingConfigurable):
         return result.stdout if result.returncode == 0 else ""
 
 
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@lru_cache(maxsize=64)
+def resolve_command(name: str) -> str:
+    """Absolute path of a scheduler command, looked up in the system PATH only.
+
+    Commands run with the job's environment (whose PATH is the job's), so a bare name must be
+    resolved here, by the hub; unknown names are returned as they are and fail with a clear
+    "not installed" error when run.
+    """
+    if os.path.isabs(name):
+        return name
+    return shutil.which(name, path=SYSTEM_PATH) or name
+
+
 def minimal_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """A clean environment for scheduler commands: no hub secrets leak into them."""
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"}
     if extra:
         env.update(extra)
     return env

@@ -8,7 +8,7 @@ from importlib.resources import files
 from traitlets import List, Unicode, default
 
 from ..jobspec import JobSpec
-from .base import Backend, BackendError, JobState, JobStatus, minimal_env
+from .base import Backend, BackendError, JobState, JobStatus, minimal_env, resolve_command
 
 # squeue states → INK states (CONFIGURING: allocated, nodes booting; SUSPENDED: not reachable)
 _PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
@@ -22,9 +22,15 @@ class SlurmBackend(Backend):
 
     name = "slurm"
 
-    sbatch = Unicode("sbatch", help="sbatch command (absolute path if not on the hub's PATH).").tag(config=True)
-    squeue = Unicode("squeue", help="squeue command used for the one status query per interval.").tag(config=True)
-    scancel = Unicode("scancel", help="scancel command.").tag(config=True)
+    sbatch = Unicode(
+        "sbatch",
+        help="sbatch command: an absolute path, or a name looked up in the standard system PATH "
+        "(/usr/local/bin, /usr/bin, ...), never in the job's PATH.",
+    ).tag(config=True)
+    squeue = Unicode(
+        "squeue", help="squeue command (the one status query per interval); looked up like `sbatch`."
+    ).tag(config=True)
+    scancel = Unicode("scancel", help="scancel command; looked up like `sbatch`.").tag(config=True)
 
     extra_sbatch_args = List(
         Unicode(),
@@ -44,7 +50,7 @@ class SlurmBackend(Backend):
     def sbatch_argv(self, spec: JobSpec) -> list[str]:
         """The whole sbatch command line for a spec (also used by tests)."""
         argv = [
-            self.sbatch,
+            resolve_command(self.sbatch),
             "--parsable",
             f"--job-name={spec.job_name}",
             f"--output={spec.output_path}",
@@ -82,7 +88,7 @@ class SlurmBackend(Backend):
         return job_id
 
     async def query(self, job_ids: set[str]) -> dict[str, JobStatus]:
-        result = await self.run([self.squeue, "--noheader", "--states=all", f"--format={_FIELDS}"])
+        result = await self.run([resolve_command(self.squeue), "--noheader", "--states=all", f"--format={_FIELDS}"])
         if result.returncode:
             raise BackendError(_scheduler_message("squeue", result.stderr))
         return parse_squeue(result.stdout, job_ids)
@@ -90,7 +96,7 @@ class SlurmBackend(Backend):
     async def cancel(self, job_id: str, user: str) -> None:
         if not job_id.isdigit():
             raise BackendError(f"invalid Slurm job id {job_id!r}")
-        result = await self.run([*self.as_user(user), self.scancel, job_id])
+        result = await self.run([*self.as_user(user), resolve_command(self.scancel), job_id])
         if result.returncode and "Invalid job id" not in result.stderr:
             raise BackendError(_scheduler_message("scancel", result.stderr))
 

@@ -1,0 +1,242 @@
+"""Sphinx configuration of the INK Hub documentation (Sphinx + MyST markdown).
+
+    .venv/bin/python -m sphinx -W -b html docs docs/_build/html
+
+The configuration reference (``reference/config.md``) is generated here at build time from the
+traitlets of :class:`InkSpawner`, :class:`LocalBackend` and :class:`SlurmBackend`, so that the
+documented names, types, defaults and help texts are always those of the code. The build needs
+no network access: no intersphinx, no theme outside Sphinx's own dependencies.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import sys
+import textwrap
+import tokenize
+import tomllib
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+sys.path.insert(0, str(REPO))  # document the checkout being built, installed or not
+
+# ---- project ---------------------------------------------------------------------------------
+
+project = "INK Hub"
+author = "the INK Hub contributors"
+copyright = "the INK Hub contributors"
+release = version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+
+extensions = ["myst_parser"]
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+language = "en"
+
+myst_heading_anchors = 3  # [text](page.md#a-heading) links
+myst_enable_extensions = ["deflist"]  # part of myst-parser itself
+
+html_theme = "alabaster"
+html_title = f"INK Hub {release}"
+html_theme_options = {
+    "description": "JupyterHub on a HEP batch cluster",
+    "fixed_sidebar": True,
+}
+
+# ---- the generated configuration reference ---------------------------------------------------
+
+CONFIG_PAGE = DOCS / "reference" / "config.md"
+
+
+def _documented_classes():
+    """(class, include inherited traits?) in page order."""
+    from ink_spawner.backends.local import LocalBackend
+    from ink_spawner.backends.slurm import SlurmBackend
+    from ink_spawner.spawner import InkSpawner
+
+    # InkSpawner: its own options and the Spawner options it gives another default; the rest
+    # of JupyterHub's Spawner options are JupyterHub's to document. Backends: every option,
+    # because each backend is configured through its own class name.
+    return [(InkSpawner, False), (LocalBackend, True), (SlurmBackend, True)]
+
+
+def _default_generator(cls, name, trait):
+    """(function, defining class) of a dynamic default (@default), or None for a static one."""
+    generator = getattr(cls, "_all_trait_default_generators", {}).get(name)
+    if generator is None or generator == trait.default:
+        return None
+    func = getattr(generator, "func", generator)  # @default handler or old-style _x_default
+    owner = getattr(generator, "this_class", None)
+    if owner is None:
+        owner = next((c for c in cls.__mro__ if func in vars(c).values()), cls)
+    return func, owner
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks inside the text."""
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _static_default(trait) -> str:
+    value = trait.default_value
+    if callable(value) and hasattr(value, "__qualname__"):
+        return _code(f"{value.__module__}.{value.__qualname__}")
+    return _code(trait.default_value_repr())
+
+
+def _dynamic_default(func) -> tuple[str, str]:
+    """(default as markdown, why) from the source of a default generator.
+
+    A generator that returns a literal is shown as that value; one that computes its value when
+    the hub starts (paths of the hub's environment, the hub's uid) is shown as its expression,
+    because the value on the machine that builds the docs would mislead.
+    """
+    source = textwrap.dedent(inspect.getsource(func))
+    function = ast.parse(source).body[0]
+    body = [
+        statement for statement in function.body
+        if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant))
+    ]
+    if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+        try:
+            default = _code(repr(ast.literal_eval(body[0].value)))
+        except ValueError:
+            default = "computed when the hub starts: " + _code(
+                " ".join(ast.get_source_segment(source, body[0].value).split())
+            )
+    else:
+        default = f"computed when the hub starts (see {_code(func.__qualname__)})"
+    comments = [
+        token.string.lstrip("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    ]
+    why = " ".join(filter(None, [ast.get_docstring(function) or "", *comments]))
+    return default, why
+
+
+def _type_name(trait) -> str:
+    name = type(trait).__name__
+    for attribute in ("_trait", "_value_trait"):
+        inner = getattr(trait, attribute, None)
+        if inner is not None:
+            return f"{name}({type(inner).__name__})"
+    return name
+
+
+def _help_markdown(text: str) -> str:
+    """A trait's help as MyST: backticks stay code; '<x>' must not become raw HTML."""
+    lines = []
+    for line in inspect.cleandoc(text or "(no help text)").splitlines():
+        line = line.replace("<", "\\<")
+        if line.lstrip().startswith(("#", ":")):  # not a heading, not a definition
+            line = "\\" + line.lstrip()
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _trait_entry(cls, name, trait) -> list[str]:
+    label = f"config-{cls.__name__}-{name}".lower()
+    defined_on = trait.this_class
+    dynamic = _default_generator(cls, name, trait)
+    why = ""
+    if dynamic is not None:
+        default, why = _dynamic_default(dynamic[0])
+    else:
+        default = _static_default(trait)
+    lines = [
+        f"({label})=",
+        f"### {cls.__name__}.{name}",
+        "",
+        f"- **Set with:** {_code(f'c.{cls.__name__}.{name}')}",
+        f"- **Type:** {_code(_type_name(trait))}",
+        f"- **Default:** {default}",
+    ]
+    if defined_on is not cls:
+        origin = f"{defined_on.__module__}.{defined_on.__qualname__}"
+        if dynamic is not None and dynamic[1] is cls:
+            base_default = _base_default(defined_on, name, trait)
+            if base_default == default:
+                change = f"{cls.__name__} sets the same default itself"
+            else:
+                change = f"{cls.__name__} changes its default (default there: {base_default})"
+            lines.append(f"- **Defined on:** {_code(origin)}; {change}")
+        else:
+            lines.append(f"- **Defined on:** {_code(origin)}")
+    lines += ["", _help_markdown(trait.help)]
+    if why:
+        lines += ["", f"Why this default: {why[0].upper()}{why[1:]}" + ("" if why.endswith(".") else ".")]
+    return lines + [""]
+
+
+def _base_default(owner, name, trait) -> str:
+    dynamic = _default_generator(owner, name, trait)
+    return _dynamic_default(dynamic[0])[0] if dynamic else _static_default(trait)
+
+
+def _documented_traits(cls, inherited: bool) -> dict:
+    if inherited:
+        traits = cls.class_traits(config=True)
+    else:
+        traits = dict(cls.class_own_traits(config=True))
+        for name, trait in cls.class_traits(config=True).items():
+            dynamic = _default_generator(cls, name, trait)
+            if dynamic is not None and dynamic[1] is cls:
+                traits[name] = trait  # an inherited option whose default this class sets
+    return dict(sorted(traits.items()))
+
+
+def config_reference() -> str:
+    """The whole configuration reference page as MyST markdown."""
+    out = [
+        "% Generated by docs/conf.py from the traitlets of the classes below. Do not edit:",
+        "% change the trait's help= in the code instead.",
+        "",
+        "# Configuration reference",
+        "",
+        "Every option below is a traitlet of the class it names. Set it in the site config file "
+        "(the file named by `INK_HUB_SITE_CONFIG`, see [Installing](../admin/install.md)) as "
+        "`c.<Class>.<option> = value`. This page is generated from the code when the "
+        "documentation is built, so it always matches the version it was built from.",
+        "",
+        "Defaults that are computed when the hub starts (paths of the hub's Python environment, "
+        "whether the hub runs as root) are shown as the expression that computes them.",
+        "",
+    ]
+    for cls, inherited in _documented_classes():
+        summary = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+        out += [f"## {cls.__name__}", "", f"{_code(cls.__module__ + '.' + cls.__qualname__)}: {summary}", ""]
+        backend_name = getattr(cls, "name", None)
+        if inherited and isinstance(backend_name, str):
+            out += [f"Selected with `c.InkSpawner.backend = \"{backend_name}\"`.", ""]
+        elif not inherited:
+            out += [
+                "Selected by `ink_hub.config.configure` (`c.JupyterHub.spawner_class = \"ink\"`). "
+                "Listed here: the options InkSpawner defines, and the options of JupyterHub's "
+                "`Spawner` whose default InkSpawner changes. The other `Spawner` options "
+                "(`environment`, `args`, `http_timeout`, hooks, ...) work as JupyterHub documents them.",
+                "",
+            ]
+        for name, trait in _documented_traits(cls, inherited).items():
+            out += _trait_entry(cls, name, trait)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_config_reference(app=None) -> Path:
+    """Write reference/config.md if its content changed (an unchanged file is not rebuilt)."""
+    text = config_reference()
+    CONFIG_PAGE.parent.mkdir(exist_ok=True)
+    if not CONFIG_PAGE.exists() or CONFIG_PAGE.read_text() != text:
+        CONFIG_PAGE.write_text(text)
+    return CONFIG_PAGE
+
+
+def setup(app):
+    app.connect("builder-inited", write_config_reference)
