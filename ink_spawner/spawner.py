@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 
 from jupyterhub.spawner import SpawnException, Spawner
+from sqlalchemy.orm import object_session
 from traitlets import Callable, Dict, Float, Integer, List, Unicode, default, validate
 
 from .backends import BackendError, JobState, available_backends, get_backend
@@ -275,6 +276,7 @@ class InkSpawner(Spawner):
         except BackendError as e:
             raise SpawnException(str(e), reason="scheduler", status_code=503) from None
         self.job_id, self.job_output, self.job_user = job_id, spec.output_path, spec.user
+        self._persist_state()
         self._emit(15, f"Submitted {backend.name} job {job_id}")
         cache = backend.status_cache
         cache.watch(job_id, starting=True, on_done=self._job_ended)
@@ -334,6 +336,19 @@ class InkSpawner(Spawner):
                 await asyncio.wait({update, port_future}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 update.cancel()
+
+    def _persist_state(self) -> None:
+        """Save the job id now, not only when start() returns.
+
+        JupyterHub stores spawner state after a successful start. A hub that dies between the
+        submission and the port report would otherwise forget a queued job; with the id saved,
+        the restarted hub's poll() finds and cancels it.
+        """
+        orm_spawner = getattr(self, "orm_spawner", None)
+        session = object_session(orm_spawner) if orm_spawner is not None else None
+        if session is not None:
+            orm_spawner.state = self.get_state()
+            session.commit()
 
     def _ensure_watching(self) -> None:
         if self.job_id and not self._watching:

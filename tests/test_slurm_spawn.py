@@ -284,6 +284,28 @@ def unreachable_slurm_conf():
     shutil.rmtree(d)
 
 
+def test_hub_killed_mid_spawn_leaves_no_job(hub_factory, dev_slurm, tmp_path):
+    """The job id is saved at submission, so a hub that dies before the port report does not
+    forget the queued job: the restarted hub cancels it."""
+    import signal
+
+    config = SLURM_HUB_CONFIG + """
+c.SlurmBackend.extra_sbatch_args = ["--begin=now+3600"]
+"""
+    hub = hub_factory(config, backend="slurm", workdir=tmp_path / "killed")
+    r = hub.request_server("alice", "jupyter")
+    assert r.status_code == 202, r.text
+    job_id = wait_for(lambda: next(iter(squeue_active("alice")), None), 15, message="job queued")
+    time.sleep(0.5)
+    os.killpg(hub.proc.pid, signal.SIGKILL)  # hub and proxy die without any clean-up
+    hub.proc.wait()
+    hub.proc = None
+    assert job_id in squeue_active("alice")
+    hub.start()
+    wait_for(lambda: job_id not in squeue_active("alice"), 20, message="orphan cancelled")
+    assert hub.server("alice", "jupyter") is None
+
+
 def test_scheduler_down_gives_a_clear_error(hub_factory, dev_slurm, unreachable_slurm_conf):
     d = unreachable_slurm_conf
     hub = hub_factory(SLURM_HUB_CONFIG + f"""
