@@ -395,11 +395,14 @@ class InkSpawner(Spawner):
             await backend.cancel(job_id, self.job_user or self.user.name)
             deadline = time.monotonic() + self.stop_timeout
             status = cache.get(job_id)
-            while time.monotonic() < deadline and (status is None or status.state.active):
+            # "stopped" means the job's processes are gone, not only that it was asked to end
+            while time.monotonic() < deadline and (
+                status is None or status.state.active or not status.settled
+            ):
                 status = await cache.fresh(job_id, timeout=deadline - time.monotonic())
-            if status is not None and status.state.active:
-                self.log.warning("%s: job %s still %s after cancel", self._log_name, job_id,
-                                 status.state.value)
+            if status is None or status.state.active or not status.settled:
+                self.log.warning("%s: job %s has not ended %g s after cancel", self._log_name,
+                                 job_id, self.stop_timeout)
         except BackendError as e:
             self.log.error("%s: could not cancel job %s: %s", self._log_name, job_id, e)
             raise

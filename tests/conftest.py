@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO, Hub, ensure_unix_users
+from .harness import REPO, TEST_USERS, Hub, ensure_unix_users
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +38,16 @@ def squeue_active(user: str | None = None) -> dict[str, str]:
         if state not in ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "COMPLETING"):
             active[job_id] = state
     return active
+
+
+def cancel_test_jobs() -> None:
+    """Cancel leftover INK session jobs of the test users (and nobody else's)."""
+    out = subprocess.run(["squeue", "--noheader", "--format=%i %u %j"], capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        job_id, user, name = line.split(maxsplit=2)
+        if user in TEST_USERS and name.startswith("ink-"):
+            subprocess.run(["scancel", job_id])
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
@@ -78,8 +88,7 @@ def slurm_hub(tmp_path_factory, unix_users, dev_slurm):
         for name in list(hub.user_model(user).get("servers", {})):
             hub.api("DELETE", f"/users/{user}/servers/{name}")
     hub.stop()
-    for job_id in squeue_active():
-        subprocess.run(["scancel", job_id])
+    cancel_test_jobs()
 
 
 @pytest.fixture

@@ -56,11 +56,11 @@ def test_local_session_runs_as_the_user_and_leaves_nothing(hub_factory):
 
 def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
     """jupyterhub_config.py as the README's quickstart runs it: demo users, local backend."""
-    port = free_port()
+    port, hub_port = free_port(), free_port()
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", INK_DEMO_STATE=str(tmp_path),
                INK_DEMO_PORT=str(port))
     proc = subprocess.Popen([str(VENV_BIN / "jupyterhub"), "-f", str(REPO / "jupyterhub_config.py"),
-                             f"--JupyterHub.hub_port={free_port()}",
+                             f"--JupyterHub.hub_port={hub_port}",
                              f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{free_port()}"],
                             cwd=tmp_path, env=env, stdout=open(tmp_path / "hub.log", "wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -92,8 +92,28 @@ def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
     finally:
         proc.terminate()
         proc.wait(30)
-        subprocess.run(["pkill", "-u", "alice", "-f", "jupyterhub-singleuser"])
+        # the demo keeps sessions running when the hub stops: end this hub's sessions only
+        for pid in sessions_of_hub(hub_port):
+            try:
+                os.killpg(pid, 15)
+            except ProcessLookupError:
+                pass
     print((tmp_path / "hub.log").read_text()[-3000:], file=sys.stderr)
+
+
+def sessions_of_hub(hub_port: int) -> list[int]:
+    """Process groups whose environment points at the given hub API port."""
+    marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{hub_port}/".encode()
+    groups = set()
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/environ", "rb") as f:
+                    if marker in f.read():
+                        groups.add(os.getpgid(int(p)))
+            except (OSError, ProcessLookupError):
+                continue
+    return sorted(groups)
 
 
 def _get(url):

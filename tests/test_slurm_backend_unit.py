@@ -58,6 +58,6 @@ def test_parse_squeue_positions_reasons_and_ends():
     assert st["11"].expected_start == "2026-11-21T12:00:00" and st["12"].expected_start is None
     assert st["15"].position == 1 and st["15"].pending_total == 1
     assert st["14"].state is JobState.DONE and st["14"].reason == "cancelled"
-    assert st["16"].state is JobState.DONE
+    assert st["16"].state is JobState.DONE and not st["16"].settled and st["14"].settled
     assert "99" not in st  # unknown ids are left for the cache to mark as gone
     assert "position 3 of 3" in st["11"].describe() and "reason: Priority" in st["11"].describe()

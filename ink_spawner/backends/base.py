@@ -50,6 +50,8 @@ class JobStatus:
     expected_start: str | None = None
     partition: str | None = None
     exit_code: int | None = None
+    settled: bool = True  # False while an ended job's processes are still being killed
+
 
     def describe(self) -> str:
         """A sentence for progress messages."""

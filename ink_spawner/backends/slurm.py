@@ -159,7 +159,7 @@ def parse_squeue(text: str, job_ids: set[str]) -> dict[str, JobStatus]:
             statuses[job_id] = JobStatus(
                 job_id, JobState.DONE, reason=state.lower() if state else None,
                 node=nodes or None, partition=partition,
-                exit_code=0 if state == "COMPLETED" else 1,
+                exit_code=0 if state == "COMPLETED" else 1, settled=state != "COMPLETING",
             )
     return statuses
 
