@@ -286,3 +286,27 @@ def median(values) -> float | None:
 
 def fmt_s(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def batchspawner_script(job_name: str, out_base: str) -> str:
+    """batchspawner's stock SlurmSpawner script, minus --get-user-env (root only) and the keepvars
+    export list (--export=ALL: the job gets exactly the env sbatch ran with, PATH included).
+    The same CPU/memory/time request as the InkSpawner job (memory is not consumable here)."""
+    return (
+        "#!/bin/bash\n"
+        f"#SBATCH --output={out_base}{{{{homedir}}}}/batchspawner-%j.log\n"
+        f"#SBATCH --job-name={job_name}\n"
+        "#SBATCH --chdir={{homedir}}\n"
+        "#SBATCH --export=ALL\n"
+        "{% if runtime %}#SBATCH --time={{runtime}}\n{% endif %}"
+        "{% if memory %}#SBATCH --mem={{memory}}\n{% endif %}"
+        "{% if nprocs %}#SBATCH --cpus-per-task={{nprocs}}\n{% endif %}"
+        "\n"
+        "set -euo pipefail\n"
+        "\n"
+        "trap 'echo SIGTERM received' TERM\n"
+        "{{prologue}}\n"
+        "{% if srun %}{{srun}} {% endif %}{{cmd}}\n"
+        'echo "jupyterhub-singleuser ended gracefully"\n'
+        "{{epilogue}}\n"
+    )

@@ -134,24 +134,7 @@ def batchspawner_extra_config(job_name: str, out_base: str, wrappers: Path, serv
                               interval: float) -> str:
     venv = str(C.VENV_BIN)
     job_path = ":".join([venv, "/usr/local/bin", "/usr/bin", "/bin"])
-    script = (
-        "#!/bin/bash\n"
-        f"#SBATCH --output={out_base}{{{{homedir}}}}/batchspawner-%j.log\n"
-        f"#SBATCH --job-name={job_name}\n"
-        "#SBATCH --chdir={{homedir}}\n"
-        "#SBATCH --export=ALL\n"
-        "{% if runtime %}#SBATCH --time={{runtime}}\n{% endif %}"
-        "{% if memory %}#SBATCH --mem={{memory}}\n{% endif %}"
-        "{% if nprocs %}#SBATCH --cpus-per-task={{nprocs}}\n{% endif %}"
-        "\n"
-        "set -euo pipefail\n"
-        "\n"
-        "trap 'echo SIGTERM received' TERM\n"
-        "{{prologue}}\n"
-        "{% if srun %}{{srun}} {% endif %}{{cmd}}\n"
-        'echo "jupyterhub-singleuser ended gracefully"\n'
-        "{{epilogue}}\n"
-    )
+    script = C.batchspawner_script(job_name, out_base)
     # batchspawner's default command templates, with the counting wrappers in front
     submit = f"{wrappers / 'sbatch'} --parsable"
     query = f"{wrappers / 'squeue'} -h -j {{job_id}} -o '%T %B'"

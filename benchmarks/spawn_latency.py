@@ -74,27 +74,7 @@ c.InkSpawner.log_dir = {log_dir!r}
 def batchspawner_extra_config(job_name: str, out_base: str) -> str:
     venv = str(C.VENV_BIN)
     job_path = ":".join([venv, "/usr/local/bin", "/usr/bin", "/bin"])
-    # batchspawner's stock SlurmSpawner script, minus --get-user-env (root only) and the keepvars
-    # export list (--export=ALL: the job gets exactly the env sbatch ran with, PATH included);
-    # same CPU/memory/time request as the InkSpawner job (memory is not consumable here).
-    script = (
-        "#!/bin/bash\n"
-        f"#SBATCH --output={out_base}{{{{homedir}}}}/batchspawner-%j.log\n"
-        f"#SBATCH --job-name={job_name}\n"
-        "#SBATCH --chdir={{homedir}}\n"
-        "#SBATCH --export=ALL\n"
-        "{% if runtime %}#SBATCH --time={{runtime}}\n{% endif %}"
-        "{% if memory %}#SBATCH --mem={{memory}}\n{% endif %}"
-        "{% if nprocs %}#SBATCH --cpus-per-task={{nprocs}}\n{% endif %}"
-        "\n"
-        "set -euo pipefail\n"
-        "\n"
-        "trap 'echo SIGTERM received' TERM\n"
-        "{{prologue}}\n"
-        "{% if srun %}{{srun}} {% endif %}{{cmd}}\n"
-        'echo "jupyterhub-singleuser ended gracefully"\n'
-        "{{epilogue}}\n"
-    )
+    script = C.batchspawner_script(job_name, out_base)
     return f"""
 import batchspawner  # noqa: F401  (registers batchspawner's /hub/api/batchspawner handler)
 c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"

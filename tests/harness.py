@@ -39,7 +39,7 @@ def ensure_unix_users(names=TEST_USERS) -> None:
             pwd.getpwnam(name)
         except KeyError:
             if os.geteuid() != 0:
-                raise RuntimeError(f"test user {name!r} is missing and only root can create it")
+                raise RuntimeError(f"test user {name!r} is missing and only root can create it") from None
             subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
 
 
