@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A stand-in for jupyterhub-singleuser in load benchmarks: answers every GET with 200.
 
-Standard library only. Accepts ``--ip=`` and ``--port=`` (as ink-session appends them) and
-ignores any other argument. Without ``--port`` it takes address and port from
-``JUPYTERHUB_SERVICE_URL``: batchspawner 1.3.0's ``batchspawner-singleuser`` picks the port,
+Standard library only. Accepts ``--ip=`` and ``--port=`` and ignores any other argument.
+Without ``--port`` it takes address and port from ``JUPYTERHUB_SERVICE_URL``, as
+jupyterhub-singleuser does: ink-session sets that variable (keeping the port off the command
+line), and batchspawner 1.3.0's ``batchspawner-singleuser`` picks the port,
 reports it to the hub, writes it into that variable and runs this file with ``runpy.run_path``
 (it passes no ``--port`` on JupyterHub >= 2).
 """

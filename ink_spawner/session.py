@@ -31,6 +31,33 @@ def free_port(ip: str) -> int:
         return s.getsockname()[1]
 
 
+def listeners_on(port: int) -> list[int]:
+    """uids of the sockets listening on ``port`` (any address), from /proc/net/tcp{,6}."""
+    uids = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    local, state, uid = fields[1], fields[3], fields[7]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        uids.append(int(uid))
+        except (OSError, StopIteration, IndexError, ValueError):
+            continue
+    return uids
+
+
+def port_is_ours(port: int) -> bool:
+    """True if every socket listening on ``port`` belongs to this Unix user.
+
+    The port is free when chosen, but another user on a shared node could bind it before our
+    server does; reporting it would send this user's traffic (and credentials) to them.
+    """
+    uids = listeners_on(port)
+    return bool(uids) and all(uid == os.getuid() for uid in uids)
+
+
 def _probe_host(ip: str) -> str:
     return "127.0.0.1" if ip in ("", "0.0.0.0") else ("::1" if ip == "::" else ip)
 
@@ -82,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-timeout", type=float, default=300.0,
                         help="seconds to wait for the server to answer HTTP")
     parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="-- the server command; --ip and --port are appended")
+                        help="-- the server command; it finds address and port in "
+                        "$JUPYTERHUB_SERVICE_URL, as jupyterhub-singleuser does")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -94,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
 
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     port = free_port(args.ip)
-    host = args.ip if args.ip not in ("", "0.0.0.0", "::") else socket.gethostname()
-    os.environ["JUPYTERHUB_SERVICE_URL"] = f"http://{host}:{port}{prefix}"
+    # The server reads address and port from JUPYTERHUB_SERVICE_URL: not on its command line,
+    # which every user of the node can read in /proc.
+    bind_host = f"[{args.ip}]" if ":" in args.ip else args.ip
+    os.environ["JUPYTERHUB_SERVICE_URL"] = f"http://{bind_host}:{port}{prefix}"
     print(f"ink-session: starting {command[0]} on port {port} (host {socket.gethostname()})",
           flush=True)
-    proc = subprocess.Popen([*command, f"--ip={args.ip}", f"--port={port}"])
+    proc = subprocess.Popen(command)
 
     def forward(signum, _frame):
         if proc.poll() is None:
@@ -115,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         code = proc.wait()
         print(f"ink-session: server exited with code {code} before it was ready", flush=True)
         return code or 1
+    if not port_is_ours(port):
+        print(f"ink-session: port {port} is held by another user's process; not reporting it",
+              flush=True)
+        proc.terminate()
+        proc.wait()
+        return 1
     try:
         report_port(api_url, token, port)
     except RuntimeError as e:
