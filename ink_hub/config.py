@@ -8,7 +8,9 @@ profiles work and will set ``c.InkSpawner.resolver`` here.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import sys
 from pathlib import Path
 
 from jupyterhub.utils import url_path_join
@@ -18,7 +20,6 @@ from . import session_api
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_USERS = ("alice", "bob")
-DEMO_PASSWORD = "ink-demo"
 
 
 DEFAULT_APP = "jupyter"
@@ -49,12 +50,28 @@ def configure_demo(c, state_dir: str | os.PathLike | None = None) -> None:
     """The embedded default: local backend, demo users, hub on localhost only."""
     state = Path(state_dir or os.environ.get("INK_DEMO_STATE") or REPO_ROOT / ".ink-demo")
     state.mkdir(mode=0o700, exist_ok=True)
+    state.chmod(0o700)  # cookie secret and database: never readable by sessions or other users
     c.JupyterHub.bind_url = f"http://127.0.0.1:{int(os.environ.get('INK_DEMO_PORT', 8000))}"
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
     c.JupyterHub.authenticator_class = "dummy"
-    c.DummyAuthenticator.password = DEMO_PASSWORD
+    c.DummyAuthenticator.password = demo_password(state)
     c.Authenticator.allowed_users = set(DEMO_USERS)
-    c.Authenticator.admin_users = {"alice"}
     c.InkSpawner.backend = "local"
+
+
+def demo_password(state: Path) -> str:
+    """The demo users' shared password: random per installation, kept 0600 in the state dir.
+
+    A fixed, published password would let anyone on the machine log in as a demo user.
+    """
+    path = state / "demo-password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(12) + "\n")
+    password = path.read_text().strip()
+    print(f"INK Hub demo: log in as {' or '.join(DEMO_USERS)} with password {password} "
+          f"(kept in {path})", file=sys.stderr)
+    return password

@@ -44,9 +44,9 @@ class SessionPortHandler(APIHandler):
     """Accept one port report from the job of a starting INK session."""
 
     def _spawner_for_token(self, user: User):
-        token = self.get_auth_token() or ""
+        token = (self.get_auth_token() or "").encode("utf-8", "surrogateescape")
         for spawner in user.spawners.values():
-            if spawner.api_token and hmac.compare_digest(spawner.api_token, token):
+            if spawner.api_token and hmac.compare_digest(spawner.api_token.encode(), token):
                 return spawner
         return None
 

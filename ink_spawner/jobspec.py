@@ -18,8 +18,8 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Scheduler words: partitions, accounts, QOS, node features.
 WORD_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,63}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
-_WALLTIME_RE = re.compile(r"^(?:(\d+)-)?(\d{1,3}):(\d{2})(?::(\d{2}))?$")
+_MEMORY_RE = re.compile(r"^\s*([0-9]{1,9}(?:\.[0-9]{1,6})?)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+_WALLTIME_RE = re.compile(r"^(?:([0-9]{1,3})-)?([0-9]{1,3}):([0-9]{2})(?::([0-9]{2}))?$")
 
 
 class JobSpecError(ValueError):

@@ -8,6 +8,7 @@ one-machine install needs. A resolver raises :class:`~jupyterhub.spawner.SpawnEx
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from jupyterhub.spawner import SpawnException
@@ -38,7 +39,7 @@ def bad_option(field: str, reason: str) -> SpawnException:
 
 def _int_option(options: dict, key: str, default: int, low: int, high: int) -> int:
     value = options.get(key, default)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_option(key, f"{value!r} is not a whole number")

@@ -98,6 +98,13 @@ class InkSpawner(Spawner):
         "(an existing directory keeps its mode). {home} is the user's home directory.",
     ).tag(config=True)
 
+    min_uid = Integer(
+        1000,
+        help="""Lowest Unix uid a session may run as. Hub users whose names match system
+        accounts (root, daemon, slurm, ...) are refused; uid 0 is refused whatever this says.
+        """,
+    ).tag(config=True)
+
     hub_id = Unicode(
         "ink",
         help="Tag put on every job (hub=<hub_id>) so statistics and orphan clean-up can find them.",
@@ -199,6 +206,10 @@ class InkSpawner(Spawner):
         except KeyError:
             raise SpawnException(f"User {name!r} has no account on this cluster",
                                  reason="no_account", status_code=403) from None
+        if run_as_user and (entry.pw_uid == 0 or entry.pw_uid < self.min_uid):
+            raise SpawnException(
+                f"User {name!r} is a system account (uid {entry.pw_uid}); sessions run only as "
+                f"user accounts (uid >= {self.min_uid})", reason="system_account", status_code=403)
         return name, entry.pw_dir
 
     def session_argv(self, app: AppInfo) -> list[str]:

@@ -17,7 +17,7 @@ def test_memory_parsing(text, mb):
     assert parse_memory_mb(text) == mb
 
 
-@pytest.mark.parametrize("text", ["", "six gigs", "-1G", "6X", True, "0M"])
+@pytest.mark.parametrize("text", ["", "six gigs", "-1G", "6X", True, "0M", "9" * 400, "\u0663G"])
 def test_memory_rejects_garbage(text):
     with pytest.raises(JobSpecError) as e:
         parse_memory_mb(text)

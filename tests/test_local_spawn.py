@@ -67,9 +67,11 @@ def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _get(f"{base}/hub/login"), 60, 0.2, "demo hub up")
+        password = (tmp_path / "demo-password").read_text().strip()
+        assert len(password) >= 16 and (tmp_path / "demo-password").stat().st_mode & 0o077 == 0
         s = requests.Session()
         s.get(f"{base}/hub/login", timeout=10)
-        r = s.post(f"{base}/hub/login", data={"username": "alice", "password": "ink-demo",
+        r = s.post(f"{base}/hub/login", data={"username": "alice", "password": password,
                                               "_xsrf": s.cookies.get("_xsrf")}, timeout=30)
         # login lands on the spawn of JupyterLab, which redirects to the session once it is up
         assert r.status_code == 200, r.url
@@ -77,7 +79,7 @@ def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
         # a user who is not a demo user is refused
         bad = requests.Session()
         bad.get(f"{base}/hub/login", timeout=10)
-        r = bad.post(f"{base}/hub/login", data={"username": "mallory", "password": "ink-demo",
+        r = bad.post(f"{base}/hub/login", data={"username": "mallory", "password": password,
                                                 "_xsrf": bad.cookies.get("_xsrf")}, timeout=30)
         assert "/hub/login" in r.url or r.status_code == 403
         # JupyterLab comes up through the proxy (hub OAuth done with the browser's cookies)

@@ -117,12 +117,21 @@ def test_bad_options_are_rejected_and_nothing_is_submitted(slurm_hub):
         ({"memory": "999G"}, "memory"),
         ({"walltime": "1000:00:00"}, "walltime"),
         ({"partition": "debug"}, "partition"),
+        ({"cpus": "\u00b2"}, "cpus"),  # superscript two: str.isdigit() says yes, int() says no
+        ({"cpus": "\uff13"}, "cpus"),  # fullwidth three
+        ({"memory": "9" * 400}, "memory"),  # would overflow a float
+        ({"walltime": "\u0661:00:00"}, "walltime"),  # Arabic-Indic digit
     ]
     for options, field in cases:
         r = hub.request_server("alice", "jupyter", options)
         assert r.status_code == 400, (options, r.status_code, r.text)
         assert field in r.json()["message"], r.json()
         assert hub.server("alice", "jupyter") is None
+    # a hub user named after a system account never gets a session as that account
+    for system_user in ("root", "daemon"):
+        r = hub.request_server(system_user, "jupyter")
+        assert r.status_code == 403 and "system account" in r.json()["message"], r.text
+        hub.api("DELETE", f"/users/{system_user}")
     r = hub.request_server("alice", "nosuchapp")
     assert r.status_code == 400 and "nosuchapp" in r.json()["message"]
     assert set(squeue_active()) == before

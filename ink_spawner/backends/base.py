@@ -124,6 +124,14 @@ class Backend(LoggingConfigurable):
     def _run_as_user_default(self):
         return os.geteuid() == 0
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.run_as_user:
+            self.log.warning(
+                "%s backend: run_as_user is off, so every user's session runs as the hub's own "
+                "Unix user and can read the others' files and tokens. Fine for a one-person demo, "
+                "not for a shared machine.", self.name)
+
     runuser_path = Unicode(
         "/usr/sbin/runuser",
         help="Absolute path of runuser(1), used to run commands as the user when the hub is root.",
@@ -201,7 +209,7 @@ class Backend(LoggingConfigurable):
         except FileNotFoundError as e:
             raise BackendError(f"{argv[0]} is not installed on the hub host ({e})") from None
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, err = await asyncio.wait_for(_collect(proc), timeout)
         except BaseException as e:  # timeout or cancellation: never leave the command behind
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -227,6 +235,23 @@ class Backend(LoggingConfigurable):
         """The end of a job's output file, read as the user (never as root)."""
         result = await self.run([*self.as_user(user), "tail", "-c", str(nbytes), path], timeout=10)
         return result.stdout if result.returncode == 0 else ""
+
+
+#: most bytes kept from one scheduler command's stdout or stderr (commands run as the user)
+OUTPUT_CAP = 1 << 20
+
+
+async def _read_capped(stream) -> bytes:
+    data = await stream.read(OUTPUT_CAP)
+    while await stream.read(65536):  # drain the rest so the command can finish
+        pass
+    return data
+
+
+async def _collect(proc) -> tuple[bytes, bytes]:
+    out, err, _ = await asyncio.gather(_read_capped(proc.stdout), _read_capped(proc.stderr),
+                                       proc.wait())
+    return out, err
 
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

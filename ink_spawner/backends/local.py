@@ -78,6 +78,7 @@ class LocalBackend(Backend):
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", _LAUNCH, "ink-job", *spec.command,
                 env=env, cwd=spec.workdir, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True, **identity,
             )
         except OSError as e:
@@ -135,6 +136,8 @@ def _identity(user: str) -> dict:
         entry = pwd.getpwnam(user)
     except KeyError:
         raise BackendError(f"no Unix account {user!r} on this host") from None
+    if entry.pw_uid == 0:
+        raise BackendError("refusing to run a session as root")
     return {"user": entry.pw_uid, "group": entry.pw_gid,
             "extra_groups": os.getgrouplist(user, entry.pw_gid)}
 
