@@ -100,6 +100,22 @@ def report_port(api_url: str, token: str, port: int, attempts: int = 5) -> None:
             time.sleep(0.5 * (attempt + 1))
 
 
+def load_env_file() -> None:
+    """Load the session environment from $INK_ENV_FILE (HTCondor: kept out of the job ad).
+
+    The file is written 0600 by the user's submit helper; without a shared file system
+    HTCondor transfers it into the job's scratch directory under the same name.
+    """
+    path = os.environ.get("INK_ENV_FILE")
+    if not path:
+        return
+    if not os.path.exists(path):
+        path = os.path.basename(path)
+    with open(path) as f:
+        env = json.load(f)
+    os.environ.update({str(k): str(v) for k, v in env.items()})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ink-session",
@@ -112,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="-- the server command; it finds address and port in "
                         "$JUPYTERHUB_SERVICE_URL, as jupyterhub-singleuser does")
     args = parser.parse_args(argv)
+    try:
+        load_env_file()
+    except (OSError, ValueError) as e:
+        parser.error(f"cannot read the session environment from $INK_ENV_FILE: {e}")
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no server command given")

@@ -192,14 +192,18 @@ class Backend(LoggingConfigurable):
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         timeout: float | None = None,
+        stdin: str | None = None,
     ) -> CommandResult:
-        """Run a command without a shell and without blocking the event loop."""
+        """Run a command without a shell and without blocking the event loop.
+
+        ``stdin`` is written to the command's standard input (how secrets reach a helper
+        without touching argv or the disk)."""
         timeout = self.command_timeout if timeout is None else timeout
         self.log.debug("Running %s", argv)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env if env is not None else minimal_env(),
@@ -209,7 +213,7 @@ class Backend(LoggingConfigurable):
         except FileNotFoundError as e:
             raise BackendError(f"{argv[0]} is not installed on the hub host ({e})") from None
         try:
-            out, err = await asyncio.wait_for(_collect(proc), timeout)
+            out, err = await asyncio.wait_for(_collect(proc, stdin), timeout)
         except BaseException as e:  # timeout or cancellation: never leave the command behind
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -248,9 +252,21 @@ async def _read_capped(stream) -> bytes:
     return data
 
 
-async def _collect(proc) -> tuple[bytes, bytes]:
-    out, err, _ = await asyncio.gather(_read_capped(proc.stdout), _read_capped(proc.stderr),
-                                       proc.wait())
+async def _feed(proc, data: str | None) -> None:
+    if data is None:
+        return
+    try:
+        proc.stdin.write(data.encode())
+        await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the command exited without reading: its exit code says why
+    finally:
+        proc.stdin.close()
+
+
+async def _collect(proc, stdin: str | None = None) -> tuple[bytes, bytes]:
+    out, err, _, _ = await asyncio.gather(_read_capped(proc.stdout), _read_capped(proc.stderr),
+                                          _feed(proc, stdin), proc.wait())
     return out, err
 
 

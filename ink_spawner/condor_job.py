@@ -1,0 +1,105 @@
+"""ink-condor-job: submit and remove INK session jobs on HTCondor, run as the session's user.
+
+The hub runs this through runuser, so HTCondor sees the user as the job's Owner and applies
+its own authorization: a user can only ever submit or remove their own jobs. The request
+arrives as JSON on stdin, never in argv:
+
+    {"description": {<submit commands>}, "env": {<session environment>}, "env_file": PATH,
+     "schedd_name": ""}
+
+The environment (it holds the server's API token) goes to ``env_file``, written 0600 in a 0700
+directory, because HTCondor job ads are readable by every user of the pool. The reply on stdout
+is JSON: ``{"job_id": "123.0"}``, or ``{"error": "..."}`` with exit code 1.
+
+Runs on the hub host; imports nothing of the hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+import tempfile
+
+_JOB_ID_RE = re.compile(r"^([0-9]+)\.([0-9]+)$")
+
+
+def load_class(path: str):
+    module, _, name = path.partition(":") if ":" in path else path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_schedd(schedd_class: str, schedd_name: str = ""):
+    cls = load_class(schedd_class)
+    if not schedd_name:
+        return cls()
+    import htcondor2
+
+    return cls(htcondor2.Collector().locate(htcondor2.DaemonType.Schedd, schedd_name))
+
+
+def write_private_json(path: str, data: dict) -> None:
+    """Write ``data`` to ``path`` readable by the user only (0700 directory, 0600 file)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ink-env-")  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def submit(args, request: dict) -> dict:
+    import htcondor2
+
+    description = request["description"]
+    env = request["env"]
+    env_file = request["env_file"]
+    if not isinstance(description, dict) or not isinstance(env, dict) or not os.path.isabs(env_file):
+        raise ValueError("request needs a description, an env and an absolute env_file")
+    write_private_json(env_file, env)
+    schedd = open_schedd(args.schedd_class, request.get("schedd_name", ""))
+    result = schedd.submit(htcondor2.Submit({str(k): str(v) for k, v in description.items()}), count=1)
+    return {"job_id": f"{result.cluster()}.0"}
+
+
+def remove(args) -> dict:
+    import htcondor2
+
+    m = _JOB_ID_RE.match(args.job_id)
+    if not m:
+        raise ValueError(f"invalid job id {args.job_id!r}")
+    schedd = open_schedd(args.schedd_class)
+    schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(m[1])} && ProcId == {int(m[2])}")
+    return {"removed": args.job_id}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ink-condor-job", description=__doc__.split("\n")[0])
+    parser.add_argument("--schedd-class", default="htcondor2.Schedd")
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("submit", help="submit the job described by the JSON request on stdin")
+    rm = sub.add_parser("remove", help="remove a job")
+    rm.add_argument("job_id")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "submit":
+            reply = submit(args, json.load(sys.stdin))
+        else:
+            reply = remove(args)
+    except Exception as e:  # report every failure as JSON; the hub shows the message
+        print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
+        return 1
+    print(json.dumps(reply))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
