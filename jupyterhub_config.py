@@ -1,17 +1,16 @@
 # INK Hub configuration entry point: keep this file thin.
 #
-#   jupyterhub -f jupyterhub_config.py            # the embedded demo (local backend, demo users)
+#   jupyterhub -f jupyterhub_config.py      # the embedded demo (local backend, demo users)
 #
-# A site puts its own settings in a file named by INK_HUB_SITE_CONFIG (plain JupyterHub
-# config syntax for now; the layered site catalogue replaces it with the profiles work).
+# A site names its YAML layers (deployment profile, then site overlay) in INK_HUB_SITE,
+# separated by ':'; they are merged over the built-in defaults and validated at start.
+# Check them first with:  ink-hub config check profile.yaml site.yaml
 import os
 
 from ink_hub.config import configure, configure_demo
 
 c = get_config()  # noqa: F821
-configure(c)
-site_config = os.environ.get("INK_HUB_SITE_CONFIG")
-if site_config:
-    load_subconfig(site_config)  # noqa: F821
-else:
+site_files = [p for p in os.environ.get("INK_HUB_SITE", "").split(os.pathsep) if p]
+configure(c, site_files)
+if not site_files:
     configure_demo(c)

@@ -3,9 +3,11 @@
     .venv/bin/python -m sphinx -W -b html docs docs/_build/html
 
 The configuration reference (``reference/config.md``) is generated here at build time from the
-traitlets of :class:`InkSpawner`, :class:`LocalBackend` and :class:`SlurmBackend`, so that the
-documented names, types, defaults and help texts are always those of the code. The build needs
-no network access: no intersphinx, no theme outside Sphinx's own dependencies.
+traitlets of :class:`InkSpawner`, :class:`LocalBackend`, :class:`SlurmBackend` and
+:class:`HTCondorBackend`, so that the documented names, types, defaults and help texts are always
+those of the code. The build needs no network access: no intersphinx, no theme outside Sphinx's
+own dependencies. It does not need the htcondor bindings either: the HTCondor backend imports
+them only when it talks to a schedd.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ CONFIG_PAGE = DOCS / "reference" / "config.md"
 
 def _documented_classes():
     """(class, include inherited traits?) in page order."""
+    from ink_spawner.backends.htcondor import HTCondorBackend
     from ink_spawner.backends.local import LocalBackend
     from ink_spawner.backends.slurm import SlurmBackend
     from ink_spawner.spawner import InkSpawner
@@ -60,7 +63,7 @@ def _documented_classes():
     # InkSpawner: its own options and the Spawner options it gives another default; the rest
     # of JupyterHub's Spawner options are JupyterHub's to document. Backends: every option,
     # because each backend is configured through its own class name.
-    return [(InkSpawner, False), (LocalBackend, True), (SlurmBackend, True)]
+    return [(InkSpawner, False), (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True)]
 
 
 def _default_generator(cls, name, trait):

@@ -1,8 +1,8 @@
 """Configure a JupyterHub for INK: the one place that wires ink_hub and ink_spawner together.
 
-``jupyterhub_config.py`` stays thin: it calls :func:`configure` (and, with no site config,
-:func:`configure_demo`). The site catalogue (experiments, apps, presets) arrives with the
-profiles work and will set ``c.InkSpawner.resolver`` here.
+``jupyterhub_config.py`` stays thin: it calls :func:`configure` with the site's YAML layers
+(and, with none, :func:`configure_demo`). The catalogue becomes ``c.InkSpawner.resolver`` and
+``c.InkSpawner.apps``; the files' ``hub:`` sections become traitlets config.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from pathlib import Path
 
 from jupyterhub.utils import url_path_join
 
+from traitlets.config import Config
+
 from . import session_api
+from .catalogue.load import CatalogueError, SiteConfig, load_site
+from .catalogue.resolve import CatalogueResolver
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,8 +35,12 @@ def landing_url(handler) -> str:
     return url_path_join(handler.hub.base_url, "spawn", user.escaped_name, DEFAULT_APP)
 
 
-def configure(c) -> None:
-    """Settings every INK hub needs."""
+def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
+    """Settings every INK hub needs, then the site's layered configuration.
+
+    ``site_files`` are the deployment profile and the site overlay (YAML), merged over the
+    built-in defaults. An invalid configuration stops the hub with file, key and reason.
+    """
     c.JupyterHub.spawner_class = "ink"
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0  # one server per app; apps bound the count
@@ -44,6 +52,21 @@ def configure(c) -> None:
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):
         c.ConfigurableHTTPProxy.command = [str(chp)]
+    try:
+        site = load_site(site_files)
+    except CatalogueError as e:
+        print(e, file=sys.stderr)
+        raise SystemExit(1) from None
+    apply_site(c, site)
+
+
+def apply_site(c, site: SiteConfig) -> None:
+    """Wire a validated site configuration into the hub's config."""
+    catalogue = site.catalogue
+    c.InkSpawner.resolver = CatalogueResolver(catalogue)
+    c.InkSpawner.apps = {name: {"title": app.title, "default_url": app.default_url}
+                         for name, app in catalogue.apps.items()}
+    c.merge(Config(site.hub_config))
 
 
 def configure_demo(c, state_dir: str | os.PathLike | None = None) -> None:

@@ -93,6 +93,7 @@ class JobSpec:
     account: str | None = None
     qos: str | None = None
     image: str | None = None
+    requirements: str | None = None  # HTCondor ClassAd expression from the site catalogue
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -122,6 +123,8 @@ class JobSpec:
                 raise JobSpecError(word_field, f"{value!r} is not a valid scheduler name")
         if self.image is not None and (not self.image.startswith("/") or "\0" in self.image):
             raise JobSpecError("image", "must be an absolute path to a container image")
+        if self.requirements is not None and any(c in self.requirements for c in "\0\n"):
+            raise JobSpecError("requirements", "must be a one-line ClassAd expression")
         for key, value in self.tags.items():
             if not WORD_RE.match(key) or not WORD_RE.match(value):
                 raise JobSpecError("tags", f"invalid tag {key!r}={value!r}")

@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     # which every user of the node can read in /proc.
     bind_host = f"[{args.ip}]" if ":" in args.ip else args.ip
     os.environ["JUPYTERHUB_SERVICE_URL"] = f"http://{bind_host}:{port}{prefix}"
+    if os.environ.get("INK_SETUP_SCRIPT"):
+        # the experiment's software setup (e.g. a CVMFS script), sourced by a constant program
+        command = ["/bin/bash", "-c", 'source "$INK_SETUP_SCRIPT" && exec "$@"', "ink-setup", *command]
     print(f"ink-session: starting {command[0]} on port {port} (host {socket.gethostname()})",
           flush=True)
     proc = subprocess.Popen(command)

@@ -217,10 +217,11 @@ class InkSpawner(Spawner):
         return [*self.session_command, "--ip", self.backend_instance.session_ip, "--",
                 *self.cmd, *self.get_args()]
 
-    async def make_jobspec(self, app: AppInfo, **resources) -> JobSpec:
-        """Build the JobSpec of this session; resolvers supply app and resources."""
+    async def make_jobspec(self, app: AppInfo, extra_env: dict | None = None, **resources) -> JobSpec:
+        """Build the JobSpec of this session; resolvers supply app, resources and routing."""
         unix_user, home = await self.unix_account()
         env = self.get_env()
+        env.update(extra_env or {})
         env.update(PATH=self.job_path, HOME=home, USER=unix_user, INK_APP=app.name,
                    JUPYTERHUB_DEFAULT_URL=app.default_url)
         log_dir = self.log_dir.format(home=home)

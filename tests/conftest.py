@@ -75,8 +75,6 @@ SLURM_HUB_CONFIG = """
 c.SlurmBackend.poll_interval = 2
 c.SlurmBackend.spawn_poll_interval = 0.5
 c.InkSpawner.poll_interval = 2
-c.InkSpawner.apps = {"jupyter": {"title": "JupyterLab", "default_url": "/lab"},
-                     "second": {"title": "Second JupyterLab", "default_url": "/lab"}}
 """
 
 

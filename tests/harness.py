@@ -25,6 +25,19 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.prefix) / "bin"
 TEST_USERS = ("alice", "bob", "carol", "dave", "erin")
 
+# The site overlay of test hubs: a second app so that two named servers can run at once, and
+# 1 GB sessions (memory is not consumable on the dev Slurm, but keep requests modest).
+TEST_CATALOGUE = """
+defaults: {memory: 1G}
+apps:
+  second: {title: Second JupyterLab, default_url: /lab}
+experiments:
+  default:
+    title: Everyone
+    members: {everyone: true}
+    apps: [jupyter, second]
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -46,11 +59,13 @@ def ensure_unix_users(names=TEST_USERS) -> None:
 class Hub:
     """One hub process. ``extra_config`` is appended to the generated jupyterhub_config.py."""
 
-    def __init__(self, workdir: Path, extra_config: str = "", backend: str = "local"):
+    def __init__(self, workdir: Path, extra_config: str = "", backend: str = "local",
+                 catalogue: str = TEST_CATALOGUE):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.backend = backend
         self.extra_config = textwrap.dedent(extra_config)
+        self.catalogue = textwrap.dedent(catalogue)
         self.token = secrets.token_hex(16)
         self.port = free_port()
         self.hub_port = free_port()
@@ -68,7 +83,7 @@ import sys
 sys.path.insert(0, {str(REPO)!r})
 from ink_hub.config import configure
 c = get_config()
-configure(c)
+configure(c, [{str(self.workdir / "site.yaml")!r}])
 c.JupyterHub.bind_url = {self.url!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{self.hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
@@ -88,9 +103,9 @@ c.JupyterHub.load_roles = [{{"name": "ink-test", "services": ["ink-test"],
 c.InkSpawner.backend = {self.backend!r}
 c.InkSpawner.session_command = [{str(VENV_BIN / 'ink-session')!r}]
 c.InkSpawner.job_path = {os.pathsep.join([str(VENV_BIN), '/usr/local/bin', '/usr/bin', '/bin'])!r}
-c.InkSpawner.default_memory = "1G"
 c.JupyterHub.log_level = "DEBUG"
 """
+        (self.workdir / "site.yaml").write_text(self.catalogue)
         path = self.workdir / "jupyterhub_config.py"
         path.write_text(config + "\n" + self.extra_config)
         return path

@@ -164,6 +164,9 @@ class HTCondorBackend(Backend):
         if self.concurrency_limit_template:
             description["concurrency_limits"] = self.concurrency_limit_template.format(
                 app=spec.name, user=spec.user)
+        if spec.requirements:
+            site = self.extra_submit.get("requirements")
+            description["requirements"] = f"({site}) && ({spec.requirements})" if site else spec.requirements
         for key, value in self.extra_submit.items():
             if not _SUBMIT_KEY_RE.match(key) or not isinstance(value, str):
                 raise BackendError(f"extra_submit: invalid submit command {key!r}")

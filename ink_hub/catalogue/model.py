@@ -1,0 +1,176 @@
+"""The site catalogue's schema: experiments, apps, images, presets, limits, routing, overrides.
+
+The catalogue is data, validated here with pydantic so that a bad file fails at hub start with
+the key and the reason (:mod:`ink_hub.catalogue.load` adds the file). Python configuration of
+classes (JupyterHub, InkSpawner, backends, authenticators) is not part of this model: it lives in
+the file's ``hub:`` section and becomes traitlets config.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ink_spawner.jobspec import JobSpecError, parse_memory_mb, parse_walltime_s
+
+NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+Name = Annotated[str, Field(pattern=NAME)]
+SchedulerWord = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,63}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _memory(value: str | int) -> str | int:
+    try:
+        parse_memory_mb(value)
+    except JobSpecError as e:
+        raise ValueError(e.reason) from None
+    return value
+
+
+def _walltime(value: str | int) -> str | int:
+    try:
+        parse_walltime_s(value)
+    except JobSpecError as e:
+        raise ValueError(e.reason) from None
+    return value
+
+
+class Resources(Strict):
+    """Resource values: defaults of a session, or the most a user may ask for."""
+
+    cpus: int | None = Field(None, ge=1, le=4096)
+    memory: str | None = None
+    gpus: int | None = Field(None, ge=0, le=64)
+    walltime: str | None = None
+
+    _check_memory = field_validator("memory")(lambda cls, v: v if v is None else _memory(v))
+    _check_walltime = field_validator("walltime")(lambda cls, v: v if v is None else _walltime(v))
+
+    def merged(self, other: Resources | None) -> Resources:
+        """These values, with ``other``'s set values taking precedence."""
+        if other is None:
+            return self
+        data = self.model_dump()
+        data.update({k: v for k, v in other.model_dump().items() if v is not None})
+        return Resources(**data)
+
+
+class Site(Strict):
+    name: str = "INK Hub"
+    logo: str | None = Field(None, description="path of a logo image on the hub host")
+    max_sessions_per_user: int = Field(4, ge=1, le=100)
+
+
+class App(Strict):
+    title: str
+    default_url: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
+    description: str = ""
+    icon: str | None = None
+
+
+class Image(Strict):
+    title: str
+    path: str = Field(pattern=r"^/[^\x00\n]*$", description="Apptainer image (absolute path)")
+
+
+class Preset(Strict):
+    title: str
+    cpus: int = Field(ge=1, le=4096)
+    memory: str
+    gpus: int = Field(0, ge=0, le=64)
+
+    _check_memory = field_validator("memory")(lambda cls, v: _memory(v))
+
+
+class Members(Strict):
+    """Who belongs to an experiment: any match admits the user."""
+
+    everyone: bool = False
+    groups: list[str] = Field(default_factory=list, description="JupyterHub groups")
+    unix_groups: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)
+
+
+class SlurmRouting(Strict):
+    partition: SchedulerWord | None = None
+    account: SchedulerWord | None = None
+    qos: SchedulerWord | None = None
+
+
+class HTCondorRouting(Strict):
+    accounting_group: SchedulerWord | None = None
+    requirements: str | None = Field(None, description="ClassAd expression added to the job")
+
+
+class Routing(Strict):
+    slurm: SlurmRouting = SlurmRouting()
+    htcondor: HTCondorRouting = HTCondorRouting()
+
+
+class Experiment(Strict):
+    title: str
+    members: Members = Members()
+    apps: list[Name]
+    images: list[Name] = Field(default_factory=list)
+    default_image: Name | None = None
+    presets: list[Name] = Field(default_factory=list)
+    defaults: Resources = Resources()
+    limits: Resources = Resources()
+    routing: Routing = Routing()
+    setup: str | None = Field(None, pattern=r"^/[^\x00\n]*$",
+                              description="shell script sourced in the job before the server starts")
+
+    @model_validator(mode="after")
+    def _default_image_is_offered(self):
+        if self.default_image and self.default_image not in self.images:
+            raise ValueError(f"default_image {self.default_image!r} is not in images")
+        if self.images and not self.default_image:
+            raise ValueError("default_image is required when images are listed")
+        return self
+
+
+class UserOverride(Strict):
+    """A special slot for one user: extra experiments or apps, higher limits."""
+
+    experiments: list[Name] = Field(default_factory=list)
+    apps: list[Name] = Field(default_factory=list)
+    limits: Resources = Resources()
+
+
+class Catalogue(Strict):
+    site: Site = Site()
+    defaults: Resources = Resources(cpus=1, memory="6G", gpus=0, walltime="24:00:00")
+    limits: Resources = Resources(cpus=8, memory="32G", gpus=0, walltime="72:00:00")
+    apps: dict[Name, App]
+    images: dict[Name, Image] = Field(default_factory=dict)
+    presets: dict[Name, Preset] = Field(default_factory=dict)
+    experiments: dict[Name, Experiment]
+    overrides: dict[str, UserOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references_exist(self):
+        problems = []
+        for name, exp in self.experiments.items():
+            for kind, known in (("apps", self.apps), ("images", self.images), ("presets", self.presets)):
+                for ref in getattr(exp, kind):
+                    if ref not in known:
+                        problems.append(f"experiments.{name}.{kind}: {ref!r} is not defined in {kind}")
+        for user, override in self.overrides.items():
+            for ref in override.experiments:
+                if ref not in self.experiments:
+                    problems.append(f"overrides.{user}.experiments: {ref!r} is not an experiment")
+            for ref in override.apps:
+                if ref not in self.apps:
+                    problems.append(f"overrides.{user}.apps: {ref!r} is not an app")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def is_name(value: str) -> bool:
+    return bool(re.match(NAME, value))
