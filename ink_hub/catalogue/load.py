@@ -70,8 +70,15 @@ def deep_merge(base: dict, layer: dict, source: str, origin: dict, prefix: tuple
             base[key] = value
             for known in [p for p in origin if p[: len(path)] == path]:
                 del origin[known]
-        origin[path] = source
+            _record(value, path, source, origin)
     return base
+
+
+def _record(value, path: tuple, source: str, origin: dict) -> None:
+    origin[path] = source
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _record(item, (*path, key), source, origin)
 
 
 def _source_of(origin: dict, loc: tuple) -> str:
@@ -102,9 +109,14 @@ def load_site(paths: list[str] | tuple[str, ...] = ()) -> SiteConfig:
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])
-            key = ".".join(str(p) for p in loc) or "(top level)"
             reason = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{_source_of(origin, loc)}: {key}: {reason}")
+            if loc:
+                problems.append(f"{_source_of(origin, loc)}: {'.'.join(map(str, loc))}: {reason}")
+                continue
+            # cross-reference checks of the whole catalogue report "key.path: reason; ..."
+            for part in reason.split("; "):
+                key, _, why = part.partition(": ")
+                problems.append(f"{_source_of(origin, tuple(key.split('.')))}: {key}: {why}")
         catalogue = None
     if problems:
         raise CatalogueError(problems)
