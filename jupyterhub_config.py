@@ -7,10 +7,11 @@
 # Check them first with:  ink-hub config check profile.yaml site.yaml
 import os
 
+from ink_hub.catalogue.load import DEMO
 from ink_hub.config import configure, configure_demo
 
 c = get_config()  # noqa: F821
 site_files = [p for p in os.environ.get("INK_HUB_SITE", "").split(os.pathsep) if p]
-configure(c, site_files)
+configure(c, site_files or [DEMO])
 if not site_files:
     configure_demo(c)

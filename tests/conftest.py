@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO, TEST_USERS, Hub, ensure_unix_users
+from .harness import REPO, TEST_CATALOGUE, TEST_USERS, Hub, ensure_unix_users
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +94,10 @@ def hub_factory(tmp_path, unix_users):
     """Start extra hubs with their own config; all are stopped at the end of the test."""
     hubs = []
 
-    def make(extra_config: str = "", backend: str = "local", workdir: Path | None = None) -> Hub:
-        hub = Hub(workdir or tmp_path / f"hub{len(hubs)}", extra_config, backend=backend)
+    def make(extra_config: str = "", backend: str = "local", workdir: Path | None = None,
+             catalogue: str = TEST_CATALOGUE) -> Hub:
+        hub = Hub(workdir or tmp_path / f"hub{len(hubs)}", extra_config, backend=backend,
+                  catalogue=catalogue)
         hubs.append(hub)
         return hub.start()
 

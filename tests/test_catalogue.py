@@ -54,7 +54,7 @@ def test_layers_merge_dicts_and_replace_lists(tmp_path):
     assert cat.site.name == "IHEP INK (test)" and cat.site.max_sessions_per_user == 3  # merged
     assert cat.experiments["juno"].images == ["alma9"]  # the overlay's list replaced the profile's
     assert cat.experiments["juno"].routing.slurm.partition == "juno"  # kept from the profile
-    assert "default" in cat.experiments and "jupyter" in cat.apps  # built-in defaults underneath
+    assert set(cat.experiments) == {"juno"} and "jupyter" in cat.apps  # built-in defaults underneath
     assert cat.defaults.memory == "6G" and cat.defaults.walltime == "24:00:00"
     assert site.sources == [BUILTIN, str(tmp_path / "profile.yaml"), str(tmp_path / "site.yaml")]
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .model import Catalogue
 
 BUILTIN = "builtin:defaults.yaml"
+DEMO = "builtin:demo.yaml"
 _CLASS_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 
 
@@ -40,8 +41,8 @@ class SiteConfig:
 
 
 def _read_layer(path: str) -> dict:
-    if path == BUILTIN:
-        text = files("ink_hub.catalogue").joinpath("defaults.yaml").read_text()
+    if path.startswith("builtin:"):
+        text = files("ink_hub.catalogue").joinpath(path.removeprefix("builtin:")).read_text()
     else:
         try:
             text = Path(path).read_text()

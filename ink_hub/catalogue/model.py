@@ -149,7 +149,7 @@ class Catalogue(Strict):
     apps: dict[Name, App]
     images: dict[Name, Image] = Field(default_factory=dict)
     presets: dict[Name, Preset] = Field(default_factory=dict)
-    experiments: dict[Name, Experiment]
+    experiments: dict[Name, Experiment] = Field(default_factory=dict)
     overrides: dict[str, UserOverride] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ import signal
 from dataclasses import dataclass
 from functools import lru_cache
 
-from traitlets import Bool, Float, Unicode, default
+from traitlets import Bool, Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..jobspec import USERNAME_RE, JobSpec
@@ -142,6 +142,20 @@ class Backend(LoggingConfigurable):
         help="Address the session's server binds to on the worker. It is reached only through "
         "the hub's proxy and authenticates every request with the hub's OAuth.",
     ).tag(config=True)
+
+    container_command = List(
+        Unicode(),
+        ["apptainer", "exec"],
+        help="argv that runs a session inside its OS image: the image path and the session "
+        "command are appended (e.g. ['apptainer', 'exec', '--bind', '/cvmfs']). Used when the "
+        "site catalogue gives the session an image.",
+    ).tag(config=True)
+
+    def job_command(self, spec: JobSpec) -> list[str]:
+        """The argv the job runs: the session command, inside its image if it has one."""
+        if spec.image:
+            return [*self.container_command, spec.image, *spec.command]
+        return list(spec.command)
 
     host_template = Unicode(
         "{node}",

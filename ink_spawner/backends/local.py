@@ -76,7 +76,7 @@ class LocalBackend(Backend):
             identity = await asyncio.to_thread(_identity, spec.user)
         try:
             proc = await asyncio.create_subprocess_exec(
-                "/bin/sh", "-c", _LAUNCH, "ink-job", *spec.command,
+                "/bin/sh", "-c", _LAUNCH, "ink-job", *self.job_command(spec),
                 env=env, cwd=spec.workdir, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True, **identity,

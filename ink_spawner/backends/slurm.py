@@ -72,7 +72,7 @@ class SlurmBackend(Backend):
             argv.append("--comment=" + ",".join(f"{k}={v}" for k, v in sorted(spec.tags.items())))
         argv.extend(self.extra_sbatch_args)
         argv.append(self.job_script)
-        argv.extend(spec.command)
+        argv.extend(self.job_command(spec))
         return argv
 
     async def submit(self, spec: JobSpec) -> str:
