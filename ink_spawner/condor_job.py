@@ -4,8 +4,7 @@ The hub runs this through runuser, so HTCondor sees the user as the job's Owner 
 its own authorization: a user can only ever submit or remove their own jobs. The request
 arrives as JSON on stdin, never in argv:
 
-    {"description": {<submit commands>}, "env": {<session environment>}, "env_file": PATH,
-     "schedd_name": ""}
+    {"description": {<submit commands>}, "env": {<session environment>}, "env_file": PATH}
 
 The environment (it holds the server's API token) goes to ``env_file``, written 0600 in a 0700
 directory, because HTCondor job ads are readable by every user of the pool. The reply on stdout
@@ -65,8 +64,13 @@ def submit(args, request: dict) -> dict:
     if not isinstance(description, dict) or not isinstance(env, dict) or not os.path.isabs(env_file):
         raise ValueError("request needs a description, an env and an absolute env_file")
     write_private_json(env_file, env)
-    schedd = open_schedd(args.schedd_class, request.get("schedd_name", ""))
-    result = schedd.submit(htcondor2.Submit({str(k): str(v) for k, v in description.items()}), count=1)
+    try:
+        schedd = open_schedd(args.schedd_class, args.schedd_name)
+        result = schedd.submit(htcondor2.Submit({str(k): str(v) for k, v in description.items()}),
+                               count=1)
+    except BaseException:
+        os.unlink(env_file)  # no job will read it
+        raise
     return {"job_id": f"{result.cluster()}.0"}
 
 
@@ -76,7 +80,7 @@ def remove(args) -> dict:
     m = _JOB_ID_RE.match(args.job_id)
     if not m:
         raise ValueError(f"invalid job id {args.job_id!r}")
-    schedd = open_schedd(args.schedd_class)
+    schedd = open_schedd(args.schedd_class, args.schedd_name)
     schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(m[1])} && ProcId == {int(m[2])}")
     return {"removed": args.job_id}
 
@@ -84,6 +88,7 @@ def remove(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ink-condor-job", description=__doc__.split("\n")[0])
     parser.add_argument("--schedd-class", default="htcondor2.Schedd")
+    parser.add_argument("--schedd-name", default="", help="remote schedd (located via the collector)")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("submit", help="submit the job described by the JSON request on stdin")
     rm = sub.add_parser("remove", help="remove a job")

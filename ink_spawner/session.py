@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER,
                         help="-- the server command; it finds address and port in "
                         "$JUPYTERHUB_SERVICE_URL, as jupyterhub-singleuser does")
+    if os.environ.get("INK_MERGE_STDERR"):
+        os.dup2(sys.stdout.fileno(), sys.stderr.fileno())
     args = parser.parse_args(argv)
     try:
         load_env_file()

@@ -393,6 +393,13 @@ class InkSpawner(Spawner):
         if status is None:
             return None  # scheduler unreachable: never declare a session dead on a hiccup
         if status.state is JobState.DONE:
+            if not status.settled:
+                # ended for the user but still in the scheduler (held, completing): JupyterHub
+                # calls stop() only for servers that poll as running, so remove it here
+                try:
+                    await self._cancel_job()
+                except BackendError:
+                    pass
             return status.exit_code if status.exit_code else 1
         return None
 

@@ -81,7 +81,8 @@ def test_submit_description_parses_with_the_real_bindings():
         assert isinstance(classad2.ExprTree(sub[key]).eval(), str)
     # the token is nowhere in the description: it travels in the 0600 env file
     assert "s3cret" not in repr(d)
-    assert decode_condor_arguments(sub["environment"]) == [f"INK_ENV_FILE={b.env_file_for(s)}"]
+    assert decode_condor_arguments(sub["environment"]) == [f"INK_ENV_FILE={b.env_file_for(s)}",
+                                                           "INK_MERGE_STDERR=1"]
 
 
 def test_query_constraint_and_projection_are_valid_classad():

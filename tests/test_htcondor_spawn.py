@@ -84,3 +84,20 @@ def test_held_job_fails_the_spawn_with_the_hold_reason_and_is_removed(pool, hub_
     assert time.monotonic() - t0 < 10
     wait_for(lambda: pool.ad(job_id)["JobStatus"] == 3, 10, message="held job removed")
     assert hub.server("alice", "jupyter") is None
+
+
+def test_running_session_that_gets_held_is_noticed_and_removed(pool, hub_factory):
+    hub = hub_factory(CONFIG, backend="htcondor")
+    spawn = threading.Thread(target=hub.request_server, args=("bob", "jupyter"))
+    spawn.start()
+    job_id = wait_for(lambda: next(iter(
+        f"{a['ClusterId']}.{a['ProcId']}" for a in pool.ads('Owner == "bob" && JobStatus == 1')), None),
+        20, message="job idle")
+    pool.start_job(job_id, socket.gethostname())
+    spawn.join()
+    hub.wait_ready("bob", "jupyter", 60)
+    fake_schedd.set_held(job_id, "Job exceeded its memory request")
+    waited = hub.wait_stopped("bob", "jupyter", timeout=15)
+    assert waited < 5  # one status interval (1 s) plus the removal
+    assert pool.ad(job_id)["JobStatus"] == 3, "a held job must not stay in the queue"
+    pool.reap_removed()

@@ -50,7 +50,7 @@ class JobStatus:
     expected_start: str | None = None
     partition: str | None = None
     exit_code: int | None = None
-    settled: bool = True  # False while an ended job's processes are still being killed
+    settled: bool = True  # False while an ended job is still in the scheduler (completing, held)
 
 
     def describe(self) -> str:

@@ -138,7 +138,9 @@ class HTCondorBackend(Backend):
             "output": spec.output_path,
             "error": spec.output_path + ".err",
             "getenv": "false",
-            "environment": condor_arguments([f"INK_ENV_FILE={env_file}"]),
+            # ink-session sends its own and the server's stderr to the output file, which is
+            # the one the spawner shows when a session fails; .err keeps what comes before
+            "environment": condor_arguments([f"INK_ENV_FILE={env_file}", "INK_MERGE_STDERR=1"]),
             "should_transfer_files": "IF_NEEDED",
             "when_to_transfer_output": "ON_EXIT",
             "transfer_input_files": env_file,
@@ -163,7 +165,7 @@ class HTCondorBackend(Backend):
             description["accounting_group_user"] = spec.user
         if self.concurrency_limit_template:
             description["concurrency_limits"] = self.concurrency_limit_template.format(
-                app=spec.name, user=spec.user)
+                app=spec.name, user=spec.user).replace("-", "_")  # limit names: [A-Za-z0-9_.]
         if spec.requirements:
             site = self.extra_submit.get("requirements")
             description["requirements"] = f"({site}) && ({spec.requirements})" if site else spec.requirements
@@ -180,7 +182,6 @@ class HTCondorBackend(Backend):
             "description": self.submit_description(spec),
             "env": spec.env,
             "env_file": self.env_file_for(spec),
-            "schedd_name": self.schedd_name,
         }
         result = await self._helper(spec.user, ["submit"], json.dumps(request))
         job_id = result.get("job_id", "")
@@ -217,7 +218,8 @@ class HTCondorBackend(Backend):
             raise BackendError(f"The HTCondor schedd did not answer the status query: {e}") from None
 
     async def _helper(self, user: str, args: list[str], stdin: str) -> dict:
-        argv = [*self.as_user(user), self.submit_helper, "--schedd-class", self.schedd_class, *args]
+        argv = [*self.as_user(user), self.submit_helper, "--schedd-class", self.schedd_class,
+                "--schedd-name", self.schedd_name, *args]
         result = await self.run(argv, env=minimal_env(_passthrough_env()), stdin=stdin)
         try:
             reply = json.loads(result.stdout or "{}")
@@ -272,11 +274,11 @@ def statuses_from_ads(ads, job_ids: set[str]) -> dict[str, JobStatus]:
                 reason = "waiting for a match" if not matches else f"matched {matches} times before"
             statuses[job_id] = JobStatus(
                 job_id, JobState.PENDING, reason=str(reason), position=queue.index(job_id) + 1,
-                pending_total=len(queue), partition=group_of(ad) or None)
+                pending_total=len(queue), partition=ad.get("AcctGroup") or None)
         elif status == SUSPENDED:
             statuses[job_id] = JobStatus(job_id, JobState.PENDING, reason="suspended")
         elif status == HELD:
-            statuses[job_id] = JobStatus(job_id, JobState.DONE, exit_code=1,
+            statuses[job_id] = JobStatus(job_id, JobState.DONE, exit_code=1, settled=False,
                                          reason=f"held: {ad.get('HoldReason') or 'no reason given'}")
         else:
             label = "completed" if status == COMPLETED else "removed"
