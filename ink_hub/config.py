@@ -20,6 +20,7 @@ from traitlets.config import Config
 from . import session_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
+from .spawn_form import SpawnForm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +64,15 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
 def apply_site(c, site: SiteConfig) -> None:
     """Wire a validated site configuration into the hub's config."""
     catalogue = site.catalogue
-    c.InkSpawner.resolver = CatalogueResolver(catalogue)
+    resolver = CatalogueResolver(catalogue)
+    form = SpawnForm(resolver)
+    c.InkSpawner.resolver = resolver
+    c.InkSpawner.options_form = form.render
+    c.InkSpawner.options_from_form = form.parse
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
+    c.JupyterHub.template_vars = {"ink_site_name": catalogue.site.name}
+    if catalogue.site.logo:
+        c.JupyterHub.logo_file = catalogue.site.logo
     c.InkSpawner.apps = {name: {"title": app.title, "default_url": app.default_url}
                          for name, app in catalogue.apps.items()}
     c.merge(Config(site.hub_config))

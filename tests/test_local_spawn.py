@@ -73,9 +73,13 @@ def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
         s.get(f"{base}/hub/login", timeout=10)
         r = s.post(f"{base}/hub/login", data={"username": "alice", "password": password,
                                               "_xsrf": s.cookies.get("_xsrf")}, timeout=30)
-        # login lands on the spawn of JupyterLab, which redirects to the session once it is up
-        assert r.status_code == 200, r.url
-        assert "/user/alice/jupyter" in r.url or "/hub/spawn-pending/alice/jupyter" in r.url, r.url
+        # login lands on the demo's menu for JupyterLab; submitting it starts the session
+        assert r.status_code == 200 and r.url.endswith("/hub/spawn/alice/jupyter"), r.url
+        assert 'name="experiment"' in r.text and "Demo" in r.text
+        r = s.post(f"{base}/hub/spawn/alice/jupyter",
+                   data={"experiment": "demo", "preset": "small", "walltime": "1:00:00",
+                         "_xsrf": s.cookies.get("_xsrf", path="/hub/")}, timeout=60)
+        assert r.status_code == 200, r.text[-500:]
         # a user who is not a demo user is refused
         bad = requests.Session()
         bad.get(f"{base}/hub/login", timeout=10)
@@ -88,8 +92,11 @@ def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
             return r.status_code == 200 and r.url.split("?")[0].endswith("/user/alice/jupyter/lab")
 
         wait_for(lab, 60, 0.3, "alice's JupyterLab through the proxy")
-        # the unnamed default server is not an app: a clear 400, no session
+        # the unnamed default server is not an app: its page links the apps, a spawn is a 400
         r = s.get(f"{base}/hub/spawn/alice", timeout=30)
+        assert "named after their app" in r.text and 'href="/hub/spawn/alice/jupyter"' in r.text
+        r = s.post(f"{base}/hub/spawn/alice", data={"_xsrf": s.cookies.get("_xsrf", path="/hub/")},
+                   timeout=30)
         assert r.status_code == 400 and "named after their app" in r.text
     finally:
         proc.terminate()

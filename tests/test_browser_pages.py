@@ -1,0 +1,104 @@
+"""The portal pages in real headless Chromium (Playwright), against a real hub + Slurm, with two
+users in different experiments."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from .conftest import SLURM_HUB_CONFIG, squeue_active
+from .test_profiles import CATALOGUE, site_setup  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SITE = CATALOGUE.replace("site: {max_sessions_per_user: 1}",
+                         "site: {name: IHEP INK Test, max_sessions_per_user: 1}")
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, site_setup, dev_slurm):  # noqa: F811
+    from .harness import Hub
+
+    h = Hub(tmp_path_factory.mktemp("browser"), SLURM_HUB_CONFIG, backend="slurm", catalogue=SITE).start()
+    assert h.api("POST", "/groups/juno", json={"users": ["alice"]}).status_code in (201, 409)
+    yield h
+    for user in ("alice", "carol"):
+        for name in list(h.user_model(user).get("servers", {})):
+            h.api("DELETE", f"/users/{user}/servers/{name}")
+    h.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def login(browser, hub, user):
+    page = browser.new_context().new_page()
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", "test-password")
+    page.click("#login_submit")
+    return page
+
+
+def test_login_page_shows_the_site(browser, hub, tmp_path):
+    page = browser.new_context().new_page()
+    page.goto(f"{hub.url}/hub/login")
+    assert page.locator(".ink-site-banner h1").inner_text() == "IHEP INK Test"
+    assert page.title() == "IHEP INK Test"
+    page.screenshot(path=str(tmp_path / "login.png"))
+
+
+def test_spawn_menu_shows_only_the_users_experiments_and_starts_lab(browser, hub, tmp_path):
+    alice = login(browser, hub, "alice")
+    alice.wait_for_selector("#ink-experiment")  # login lands on the spawn menu of JupyterLab
+    assert alice.locator("#ink-app-title").inner_text() == "JupyterLab"
+    options = alice.locator("#ink-experiment option").all_inner_texts()
+    assert options == ["JUNO"]
+    assert alice.locator("#ink-cpus-juno").get_attribute("max") == "4"
+
+    carol = login(browser, hub, "carol")
+    carol.wait_for_selector("#ink-experiment")
+    assert carol.locator("#ink-experiment option").all_inner_texts() == ["LHAASO"]
+    carol.screenshot(path=str(tmp_path / "spawn-menu-carol.png"))
+
+    # alice asks for 2 custom cores and lands in JupyterLab, running as a Slurm job
+    alice.check("#ink-preset-juno-custom")
+    alice.fill("#ink-cpus-juno", "2")
+    alice.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
+    alice.wait_for_url("**/user/alice/jupyter/lab**", timeout=90_000)
+    alice.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    job_id = hub.spawner_state("alice", "jupyter")["job_id"]
+    assert job_id in squeue_active("alice")
+    hub.stop_server("alice", "jupyter")
+
+    # the menu remembers the last choice for this app
+    alice.goto(f"{hub.url}/hub/spawn/alice/jupyter")
+    alice.wait_for_selector("#ink-cpus-juno")
+    assert alice.locator("#ink-cpus-juno").input_value() == "2"
+    assert alice.locator("#ink-preset-juno-custom").is_checked()
+
+
+def test_values_beyond_the_limits_are_refused_by_the_server(browser, hub):
+    """The menu's max= is a hint; the hub refuses what the profile does not allow."""
+    alice = login(browser, hub, "alice")
+    alice.wait_for_selector("#ink-cpus-juno")
+    alice.check("#ink-preset-juno-custom")
+    alice.evaluate("document.getElementById('ink-cpus-juno').removeAttribute('max')")
+    alice.fill("#ink-cpus-juno", "64")
+    alice.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
+    alice.wait_for_selector("text=cpus: 64 is outside the allowed range 1-4", timeout=30_000)
+    assert not squeue_active("alice")
+    alice.click(".ink-form-back a")  # back to the app's menu, with the last (refused) values
+    alice.wait_for_selector("#ink-cpus-juno")
+    assert alice.locator("#ink-cpus-juno").input_value() == "64"
