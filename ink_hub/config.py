@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import session_api
+from . import dashboard, session_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .spawn_form import SpawnForm
@@ -31,9 +31,8 @@ DEFAULT_APP = "jupyter"
 
 
 def landing_url(handler) -> str:
-    """Where a user lands after login: their JupyterLab session (the dashboard comes later)."""
-    user = handler.current_user
-    return url_path_join(handler.hub.base_url, "spawn", user.escaped_name, DEFAULT_APP)
+    """Where a user lands after login: the INK panel."""
+    return url_path_join(handler.hub.base_url, "ink")
 
 
 def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
@@ -69,6 +68,7 @@ def apply_site(c, site: SiteConfig) -> None:
     c.InkSpawner.resolver = resolver
     c.InkSpawner.options_form = form.render
     c.InkSpawner.options_from_form = form.parse
+    c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver))
     c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
     c.JupyterHub.template_vars = {"ink_site_name": catalogue.site.name}
     if catalogue.site.logo:

@@ -23,7 +23,8 @@ SITE = CATALOGUE.replace("site: {max_sessions_per_user: 1}",
 def hub(tmp_path_factory, site_setup, dev_slurm):  # noqa: F811
     from .harness import Hub
 
-    h = Hub(tmp_path_factory.mktemp("browser"), SLURM_HUB_CONFIG, backend="slurm", catalogue=SITE).start()
+    h = Hub(tmp_path_factory.mktemp("browser"), SLURM_HUB_CONFIG + "c.SlurmBackend.queue_sample_interval = 1\n",
+            backend="slurm", catalogue=SITE).start()
     assert h.api("POST", "/groups/juno", json={"users": ["alice"]}).status_code in (201, 409)
     yield h
     for user in ("alice", "carol"):
@@ -48,6 +49,7 @@ def login(browser, hub, user):
     page.fill("#username_input", user)
     page.fill("#password_input", "test-password")
     page.click("#login_submit")
+    page.wait_for_url("**/hub/ink")
     return page
 
 
@@ -61,13 +63,15 @@ def test_login_page_shows_the_site(browser, hub, tmp_path):
 
 def test_spawn_menu_shows_only_the_users_experiments_and_starts_lab(browser, hub, tmp_path):
     alice = login(browser, hub, "alice")
-    alice.wait_for_selector("#ink-experiment")  # login lands on the spawn menu of JupyterLab
+    alice.goto(f"{hub.url}/hub/spawn/alice/jupyter")
+    alice.wait_for_selector("#ink-experiment")
     assert alice.locator("#ink-app-title").inner_text() == "JupyterLab"
     options = alice.locator("#ink-experiment option").all_inner_texts()
     assert options == ["JUNO"]
     assert alice.locator("#ink-cpus-juno").get_attribute("max") == "4"
 
     carol = login(browser, hub, "carol")
+    carol.goto(f"{hub.url}/hub/spawn/carol/jupyter")
     carol.wait_for_selector("#ink-experiment")
     assert carol.locator("#ink-experiment option").all_inner_texts() == ["LHAASO"]
     carol.screenshot(path=str(tmp_path / "spawn-menu-carol.png"))
@@ -92,6 +96,7 @@ def test_spawn_menu_shows_only_the_users_experiments_and_starts_lab(browser, hub
 def test_values_beyond_the_limits_are_refused_by_the_server(browser, hub):
     """The menu's max= is a hint; the hub refuses what the profile does not allow."""
     alice = login(browser, hub, "alice")
+    alice.goto(f"{hub.url}/hub/spawn/alice/jupyter")
     alice.wait_for_selector("#ink-cpus-juno")
     alice.check("#ink-preset-juno-custom")
     alice.evaluate("document.getElementById('ink-cpus-juno').removeAttribute('max')")
@@ -102,3 +107,38 @@ def test_values_beyond_the_limits_are_refused_by_the_server(browser, hub):
     alice.click(".ink-form-back a")  # back to the app's menu, with the last (refused) values
     alice.wait_for_selector("#ink-cpus-juno")
     assert alice.locator("#ink-cpus-juno").input_value() == "64"
+
+
+def test_dashboard_tiles_sessions_and_statistics(browser, hub, tmp_path):
+    alice = login(browser, hub, "alice")  # lands on the INK panel
+    assert alice.locator("#ink-experiments").inner_text() == "Experiments: JUNO"
+    assert alice.locator("#ink-services .ink-tile").count() == 3
+    tiles = alice.locator("#ink-apps .ink-tile")
+    assert sorted(tiles.evaluate_all("els => els.map(e => e.dataset.app)")) == ["jupyter", "second"]
+    carol = login(browser, hub, "carol")
+    assert carol.locator("#ink-apps .ink-tile").evaluate_all("els => els.map(e => e.dataset.app)") == ["jupyter"]
+    assert carol.locator("#ink-os-jupyter option").all_inner_texts() == ["LHAASO"]
+
+    # start JupyterLab from the tile: the session appears in "My sessions" with its job id
+    alice.click(".ink-tile[data-app=jupyter] .ink-start")
+    alice.wait_for_url("**/user/alice/jupyter/**", timeout=90_000)
+    alice.goto(f"{hub.url}/hub/ink")
+    row = alice.locator("#ink-sessions tr[data-name=jupyter]")
+    row.locator(".ink-connect").wait_for(timeout=15_000)
+    job_id = hub.spawner_state("alice", "jupyter")["job_id"]
+    assert row.locator("td").nth(1).inner_text() == job_id and job_id in squeue_active("alice")
+    assert "running" in row.locator(".ink-state").inner_text()
+    assert alice.locator("#ink-usage svg text", has_text="JupyterLab").count() == 1
+    # the platform overview comes from the shared sampler: alice's job runs in partition debug
+    for _ in range(20):
+        alice.reload()
+        if alice.locator("#ink-overview td:has-text('debug')").count():
+            break
+        alice.wait_for_timeout(500)
+    cells = alice.locator("#ink-overview tr:has(td:has-text('debug')) td").all_inner_texts()
+    assert cells[0] == "debug" and int(cells[1]) >= 1
+    alice.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    # stop from the table; the row follows without a reload
+    row.locator(".ink-stop").click()
+    alice.wait_for_selector("#ink-sessions tr[data-name=jupyter] .ink-state:has-text('stopped')", timeout=30_000)
+    assert job_id not in squeue_active("alice")

@@ -73,8 +73,10 @@ def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
         s.get(f"{base}/hub/login", timeout=10)
         r = s.post(f"{base}/hub/login", data={"username": "alice", "password": password,
                                               "_xsrf": s.cookies.get("_xsrf")}, timeout=30)
-        # login lands on the demo's menu for JupyterLab; submitting it starts the session
-        assert r.status_code == 200 and r.url.endswith("/hub/spawn/alice/jupyter"), r.url
+        # login lands on the INK panel, whose JupyterLab tile leads to the menu
+        assert r.status_code == 200 and r.url.endswith("/hub/ink"), r.url
+        assert 'href="/hub/spawn/alice/jupyter?experiment=demo"' in r.text
+        r = s.get(f"{base}/hub/spawn/alice/jupyter", timeout=30)
         assert 'name="experiment"' in r.text and "Demo" in r.text
         r = s.post(f"{base}/hub/spawn/alice/jupyter",
                    data={"experiment": "demo", "preset": "small", "walltime": "1:00:00",

@@ -106,6 +106,12 @@ class Backend(LoggingConfigurable):
         "jitter), so that several hubs do not query in lockstep.",
     ).tag(config=True)
 
+    queue_sample_interval = Float(
+        300.0,
+        help="Seconds between two samples of the whole queue (running and queued jobs per "
+        "partition) for the platform overview; one query per sample, whatever the page views.",
+    ).tag(config=True)
+
     command_timeout = Float(
         30.0,
         help="Seconds a scheduler command may take before the request fails with a clear error "
@@ -186,6 +192,11 @@ class Backend(LoggingConfigurable):
 
     async def cancel(self, job_id: str, user: str) -> None:
         """Cancel a job. Cancelling a job that already ended is not an error."""
+        raise NotImplementedError
+
+    async def queue_summary(self) -> dict[str, dict[str, int]]:
+        """Running and pending jobs per partition (or group) on the whole scheduler, with ONE
+        query: {"debug": {"running": 12, "pending": 3}}. For the platform overview."""
         raise NotImplementedError
 
     def host_for(self, status: JobStatus) -> str:

@@ -200,6 +200,22 @@ class HTCondorBackend(Backend):
         ads = await asyncio.to_thread(self._query_schedd)
         return statuses_from_ads(ads, job_ids)
 
+    async def queue_summary(self) -> dict[str, dict[str, int]]:
+        ads = await asyncio.to_thread(self._query_schedd_summary)
+        summary: dict[str, dict[str, int]] = {}
+        for ad in ads:
+            group = str(ad.get("AcctGroup") or "(no group)")
+            counts = summary.setdefault(group, {"running": 0, "pending": 0})
+            counts["running" if ad.get("JobStatus") == RUNNING else "pending"] += 1
+        return summary
+
+    def _query_schedd_summary(self) -> list:
+        try:
+            return list(self._schedd().query(constraint="JobStatus == 1 || JobStatus == 2",
+                                             projection=["AcctGroup", "JobStatus"]))
+        except Exception as e:
+            raise BackendError(f"The HTCondor schedd did not answer the summary query: {e}") from None
+
     # ---- helpers ----------------------------------------------------------------------------
 
     def _schedd(self):

@@ -106,6 +106,12 @@ class LocalBackend(Backend):
                 statuses[job_id] = JobStatus(job_id, JobState.DONE, reason="process ended")
         return statuses
 
+    async def queue_summary(self) -> dict[str, dict[str, int]]:
+        """Sessions this hub started on this machine (a local machine has no queue)."""
+        statuses = await self.query(set(self._procs))
+        running = sum(1 for s in statuses.values() if s.state is JobState.RUNNING)
+        return {self.node_name: {"running": running, "pending": 0}}
+
     async def cancel(self, job_id: str, user: str) -> None:
         pid_text, _, started = job_id.partition(".")
         if not pid_text.isdigit():

@@ -93,6 +93,20 @@ class SlurmBackend(Backend):
             raise BackendError(_scheduler_message("squeue", result.stderr))
         return parse_squeue(result.stdout, job_ids)
 
+    async def queue_summary(self) -> dict[str, dict[str, int]]:
+        result = await self.run([resolve_command(self.squeue), "--noheader",
+                                 "--states=PENDING,RUNNING", "--format=%P|%T"])
+        if result.returncode:
+            raise BackendError(_scheduler_message("squeue", result.stderr))
+        summary: dict[str, dict[str, int]] = {}
+        for line in result.stdout.splitlines():
+            partition, _, state = line.strip().partition("|")
+            if not partition:
+                continue
+            counts = summary.setdefault(partition, {"running": 0, "pending": 0})
+            counts["running" if state == "RUNNING" else "pending"] += 1
+        return summary
+
     async def cancel(self, job_id: str, user: str) -> None:
         if not job_id.isdigit():
             raise BackendError(f"invalid Slurm job id {job_id!r}")

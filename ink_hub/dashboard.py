@@ -1,0 +1,161 @@
+"""The INK panel: Services and Applications tiles, "My sessions" (live), usage statistics and
+the platform overview. Rendered by the hub; all figures come from the hub's own state and the
+backend's shared queue sampler, never from a scheduler query per page view.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+
+from jupyterhub import orm
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+
+from ink_spawner.stats import sampler_for
+
+from .catalogue.resolve import CatalogueResolver
+
+
+def session_rows(user, catalogue) -> list[dict]:
+    """The user's sessions (named servers) with their job, profile and state."""
+    rows = []
+    for name in sorted(user.orm_spawners):
+        if not name:
+            continue
+        spawner = user.spawners[name]
+        if spawner.ready:
+            state = "running"
+        elif spawner.pending == "spawn":
+            state = "starting"
+        elif spawner.pending == "stop":
+            state = "stopping"
+        else:
+            state = "stopped"
+        options = spawner.user_options or {}
+        events = getattr(spawner, "_events", None) or []
+        app = catalogue.apps.get(name)
+        rows.append({
+            "name": name,
+            "title": app.title if app else name,
+            "job_id": getattr(spawner, "job_id", "") or "",
+            "experiment": options.get("experiment", ""),
+            "image": options.get("image", ""),
+            "state": state,
+            "message": events[-1]["message"] if state == "starting" and events else "",
+            "url": user.server_url(name) if spawner.ready else "",
+        })
+    return rows
+
+
+def bar_chart_svg(counts: dict[str, int], width: int = 320, bar: int = 22) -> str:
+    """A small horizontal bar chart as inline SVG (no chart library needed for a few bars)."""
+    if not counts:
+        return '<p class="text-muted">No sessions are running.</p>'
+    top = max(counts.values()) or 1
+    height = bar * len(counts) + 4
+    parts = [f'<svg class="ink-chart" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" aria-label="sessions by app">']
+    for i, (label, value) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1])):
+        y = i * bar + 2
+        w = int((width - 140) * value / top)
+        parts.append(f'<text x="0" y="{y + 15}" font-size="13">{html.escape(label)}</text>'
+                     f'<rect x="110" y="{y + 3}" width="{w}" height="{bar - 8}" fill="#f37524"/>'
+                     f'<text x="{114 + w}" y="{y + 15}" font-size="13" class="ink-count">{value}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def sparkline_svg(series: list[tuple[float, int, int]], width: int = 160, height: int = 28) -> str:
+    """Running (solid) and pending (dashed) jobs over the sampled window."""
+    if len(series) < 2:
+        return ""
+    top = max(max(r, p) for _, r, p in series) or 1
+    t0, t1 = series[0][0], series[-1][0]
+    span = (t1 - t0) or 1
+
+    def points(index):
+        return " ".join(f"{(t - t0) / span * (width - 2) + 1:.1f},{height - 1 - v[index] / top * (height - 2):.1f}"
+                        for t, *v in [(s[0], s[1], s[2]) for s in series])
+
+    return (f'<svg width="{width}" height="{height}" class="ink-sparkline">'
+            f'<polyline fill="none" stroke="#2a7ae2" points="{points(0)}"/>'
+            f'<polyline fill="none" stroke="#999" stroke-dasharray="3,2" points="{points(1)}"/></svg>')
+
+
+class InkPageHandler(BaseHandler):
+    def initialize(self, resolver: CatalogueResolver):
+        self.resolver = resolver
+
+    @property
+    def catalogue(self):
+        return self.resolver.catalogue
+
+
+class DashboardHandler(InkPageHandler):
+    """GET /hub/ink: the user's INK panel."""
+
+    @web.authenticated
+    async def get(self):
+        user = self.current_user
+        cat = self.catalogue
+        hub_groups = {g.name for g in user.groups}
+        experiments = await self.resolver.experiments_for(user.name, hub_groups)
+        apps = []
+        for name, app in cat.apps.items():
+            choices = []
+            for exp_name in experiments:
+                if name not in self.resolver.apps_of(user.name, exp_name):
+                    continue
+                exp = cat.experiments[exp_name]
+                for image in exp.images or [None]:
+                    label = exp.title + (f" · {cat.images[image].title}" if image else "")
+                    query = f"experiment={exp_name}" + (f"&image={image}" if image else "")
+                    choices.append({"label": label, "query": query})
+            if choices:
+                apps.append({"name": name, "title": app.title, "description": app.description,
+                             "choices": choices,
+                             "spawn_url": url_path_join(self.hub.base_url, "spawn", user.escaped_name, name)})
+        sampler = sampler_for(user.spawner.backend_instance)
+        sampler.start()
+        overview = [{"group": group, "running": c["running"], "pending": c["pending"],
+                     "spark": sparkline_svg(sampler.series(group))}
+                    for group, c in sorted(sampler.latest().items())]
+        html_page = await self.render_template(
+            "ink_dashboard.html",
+            site_name=cat.site.name,
+            experiments=[cat.experiments[e].title for e in experiments],
+            apps=apps,
+            sessions=session_rows(user, cat),
+            usage_chart=bar_chart_svg(self._sessions_by_app()),
+            overview=overview,
+            sampled=bool(sampler.samples),
+            overview_error=sampler.last_error,
+            sessions_api=url_path_join(self.hub.base_url, "ink", "api", "sessions"),
+        )
+        self.finish(html_page)
+
+    def _sessions_by_app(self) -> dict[str, int]:
+        """Current interactive sessions of everyone, by app (from the hub's database)."""
+        names = Counter(
+            name for (name,) in self.db.query(orm.Spawner.name).filter(orm.Spawner.server_id.isnot(None))
+            if name)
+        return {self.catalogue.apps[n].title if n in self.catalogue.apps else n: c for n, c in names.items()}
+
+
+class SessionsAPIHandler(InkPageHandler):
+    """GET /hub/ink/api/sessions: the current user's sessions, polled by the panel."""
+
+    @web.authenticated
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish({"sessions": session_rows(self.current_user, self.catalogue)})
+
+
+def handlers(resolver: CatalogueResolver) -> list[tuple]:
+    return [
+        (r"/ink/?", DashboardHandler, {"resolver": resolver}),
+        (r"/ink/api/sessions", SessionsAPIHandler, {"resolver": resolver}),
+    ]

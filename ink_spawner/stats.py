@@ -1,0 +1,62 @@
+"""One shared sampler of the scheduler's queue per backend, for the platform overview.
+
+Every ``interval`` seconds it asks the backend once for the number of running and queued jobs
+per partition (or accounting group) and keeps 24 hours of samples in memory. Page views read
+the samples; they never query the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from .backends.base import BackendError
+
+
+class QueueSampler:
+    def __init__(self, backend, interval: float = 300.0, keep_seconds: float = 24 * 3600):
+        self.backend = backend
+        self.interval = interval
+        self.samples: deque[tuple[float, dict[str, dict[str, int]]]] = deque(
+            maxlen=max(2, int(keep_seconds // interval) + 1))
+        self.last_error: str | None = None
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start sampling (idempotent); the first sample is taken at once."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def sample_now(self) -> None:
+        try:
+            summary = await self.backend.queue_summary()
+        except BackendError as e:
+            self.last_error = str(e)
+            return
+        self.last_error = None
+        self.samples.append((time.time(), summary))
+
+    async def _run(self) -> None:
+        while True:
+            await self.sample_now()
+            await asyncio.sleep(self.interval)
+
+    def latest(self) -> dict[str, dict[str, int]]:
+        return self.samples[-1][1] if self.samples else {}
+
+    def series(self, group: str) -> list[tuple[float, int, int]]:
+        """(time, running, pending) of one partition/group over the kept window."""
+        return [(t, s.get(group, {}).get("running", 0), s.get(group, {}).get("pending", 0))
+                for t, s in self.samples]
+
+
+_samplers: dict[int, QueueSampler] = {}
+
+
+def sampler_for(backend) -> QueueSampler:
+    """The one sampler of a backend instance (interval: its ``queue_sample_interval``)."""
+    key = id(backend)
+    if key not in _samplers:
+        _samplers[key] = QueueSampler(backend, backend.queue_sample_interval)
+    return _samplers[key]
