@@ -204,10 +204,12 @@ def config_reference() -> str:
         "",
         "# Configuration reference",
         "",
-        "Every option below is a traitlet of the class it names. Set it in the site config file "
-        "(the file named by `INK_HUB_SITE_CONFIG`, see [Installing](../admin/install.md)) as "
-        "`c.<Class>.<option> = value`. This page is generated from the code when the "
-        "documentation is built, so it always matches the version it was built from.",
+        "Every option below is a traitlet of the class it names. A site sets it in the `hub:` "
+        "section of its YAML files (named by `INK_HUB_SITE`, see "
+        "[The site catalogue](../admin/catalogue.md#the-hub-section)) as "
+        "`hub: {<Class>: {<option>: value}}`, which is `c.<Class>.<option> = value` in a "
+        "Python config file. This page is generated from the code when the documentation is "
+        "built, so it always matches the version it was built from.",
         "",
         "Defaults that are computed when the hub starts (paths of the hub's Python environment, "
         "whether the hub runs as root) are shown as the expression that computes them.",
@@ -225,6 +227,13 @@ def config_reference() -> str:
                 "Listed here: the options InkSpawner defines, and the options of JupyterHub's "
                 "`Spawner` whose default InkSpawner changes. The other `Spawner` options "
                 "(`environment`, `args`, `http_timeout`, hooks, ...) work as JupyterHub documents them.",
+                "",
+                "`ink_hub.config.configure` sets `resolver` and `apps` from the "
+                "[site catalogue](../admin/catalogue.md). The catalogue's resolver takes resources "
+                "and routing from the catalogue, so `default_cpus`, `default_memory`, "
+                "`default_walltime`, `max_cpus`, `max_gpus`, `max_memory`, `max_walltime`, "
+                "`partition`, `account` and `qos` have no effect on an INK hub. Only the "
+                "spawner's built-in resolver reads them.",
                 "",
             ]
         for name, trait in _documented_traits(cls, inherited).items():

@@ -7,11 +7,24 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import yaml
 
 from .catalogue.load import CatalogueError, load_site
+
+
+_SECRET = re.compile(r"secret|token|password|passwd|key$", re.IGNORECASE)
+
+
+def _masked(value, key: str = ""):
+    """The configuration with the values of secret-looking keys replaced (output goes to logs)."""
+    if isinstance(value, dict):
+        return {k: _masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return "********" if key and _SECRET.search(key) and value not in (None, "") else value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     print(f"# merged from: {', '.join(site.sources)}")
-    print(yaml.safe_dump(site.merged, sort_keys=False, default_flow_style=False), end="")
+    print(yaml.safe_dump(_masked(site.merged), sort_keys=False, default_flow_style=False), end="")
     return 0
 
 

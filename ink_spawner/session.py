@@ -116,6 +116,27 @@ def load_env_file() -> None:
     os.environ.update({str(k): str(v) for k, v in env.items()})
 
 
+def install_kernels() -> None:
+    """Make the experiment's kernels ($INK_KERNELS, JSON from the site catalogue) visible to the
+    server: kernel specs in a private directory put first on JUPYTER_PATH."""
+    text = os.environ.get("INK_KERNELS")
+    if not text:
+        return
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="ink-kernels-")
+    for name, spec in json.loads(text).items():
+        if not name.replace("-", "").replace("_", "").isalnum():
+            continue
+        directory = os.path.join(root, "kernels", name)
+        os.makedirs(directory)
+        with open(os.path.join(directory, "kernel.json"), "w") as f:
+            json.dump({"argv": spec["argv"], "display_name": spec["display_name"],
+                       "language": spec.get("language", "python"), "env": spec.get("env", {})}, f)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        p for p in (root, os.environ.get("JUPYTER_PATH", "")) if p)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ink-session",
@@ -134,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         load_env_file()
     except (OSError, ValueError) as e:
         parser.error(f"cannot read the session environment from $INK_ENV_FILE: {e}")
+    install_kernels()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no server command given")

@@ -110,7 +110,10 @@ class InkSpawner(Spawner):
         help="Tag put on every job (hub=<hub_id>) so statistics and orphan clean-up can find them.",
     ).tag(config=True)
 
-    default_cpus = Integer(1, help="CPU cores of a session when the request names none.").tag(config=True)
+    # Resources and routing of the built-in default resolver only: ink_hub's site catalogue
+    # replaces that resolver and decides these per experiment.
+    default_cpus = Integer(1, help="CPU cores of a session when the request names none "
+                           "(default resolver only; the site catalogue decides otherwise).").tag(config=True)
     max_cpus = Integer(8, help="Most CPU cores one session may request.").tag(config=True)
     max_gpus = Integer(0, help="Most GPUs one session may request.").tag(config=True)
     default_memory = Unicode("6G", help="Memory of a session when the request names none.").tag(config=True)

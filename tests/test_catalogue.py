@@ -80,6 +80,8 @@ def test_hub_section_becomes_traitlets_config(tmp_path):
      "experiments.juno", "default_image 'alma9' is not in images"),
     ("overrides: {alice: {experiments: [cms]}}", "overrides.alice.experiments", "'cms' is not an experiment"),
     ("hub: {jupyterhub: {bind_url: x}}", "hub.jupyterhub", "must be a class name"),
+    ("experiments: {juno: {title: J, apps: [jupyter], kernels: {k: {display_name: K, argv: [python]}}}}",
+     "experiments.juno.kernels.k.argv", "{connection_file}"),
 ])
 def test_errors_name_file_key_and_reason(tmp_path, text, where, reason):
     path = write(tmp_path, "site.yaml", text)
@@ -138,3 +140,25 @@ def test_hub_refuses_to_start_with_an_invalid_site(tmp_path):
     assert r.returncode != 0
     assert f"{bad}: experiments.juno.apps" in r.stderr or f"{bad}: experiments.juno" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("defaults: {cpus: null}", "defaults.cpus: must be set"),
+    ("experiments: {juno: {title: J, apps: [jupyter], defaults: {memory: 40G}}}",
+     "experiments.juno.defaults: memory 40G is above the limit 32G"),
+    ("presets: {huge: {title: H, cpus: 64, memory: 1G}}\n"
+     "experiments: {juno: {title: J, apps: [jupyter], presets: [huge]}}",
+     "experiments.juno.presets: preset 'huge' cpus 64 is above the limit 8"),
+    ("experiments: {juno: {title: J, apps: [jupyter], routing: {htcondor: {requirements: \"a\\nb\"}}}}",
+     "experiments.juno.routing.htcondor.requirements"),
+])
+def test_values_every_spawn_would_refuse_are_caught_at_check(tmp_path, text, expected):
+    with pytest.raises(CatalogueError) as e:
+        load_site([write(tmp_path, "site.yaml", text)])
+    assert expected in "\n".join(e.value.problems)
+
+
+def test_cli_masks_secret_looking_values(tmp_path):
+    path = write(tmp_path, "site.yaml", "hub:\n  GenericOAuthenticator: {client_secret: hunter2, client_id: ink}\n")
+    r = subprocess.run([str(VENV_BIN / "ink-hub"), "config", "check", path], capture_output=True, text=True)
+    assert r.returncode == 0 and "hunter2" not in r.stdout and "client_id: ink" in r.stdout

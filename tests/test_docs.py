@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ink_hub.catalogue.load import CatalogueError, load_site
 from ink_spawner.backends.htcondor import HTCondorBackend
 from ink_spawner.backends.local import LocalBackend
 from ink_spawner.backends.slurm import SlurmBackend
@@ -14,6 +19,7 @@ from ink_spawner.spawner import InkSpawner
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
+EXAMPLES = DOCS / "admin" / "examples"
 
 
 def _flat(text: str) -> str:
@@ -68,6 +74,60 @@ def test_docs_build_without_warnings_and_reference_matches_code(tmp_path):
     html = (out / "reference" / "config.html").read_text()
     assert "SlurmBackend.poll_interval" in html and "InkSpawner.backend" in html
     assert "HTCondorBackend.concurrency_limit_template" in html
-    for doc in ("index", "admin/install", "admin/spawner", "admin/htcondor", "admin/security",
+    for doc in ("index", "admin/install", "admin/catalogue", "admin/spawner", "admin/htcondor",
+                "admin/security",
                 "developer/architecture", "developer/backends", "developer/testing"):
         assert (out / f"{doc}.html").exists(), doc
+
+
+# ---- the site catalogue page: its examples are valid, its error output is the loader's -------
+
+
+def _problems(files: list[str]) -> list[str]:
+    with pytest.raises(CatalogueError) as e:
+        load_site(files)
+    return e.value.problems
+
+
+def test_catalogue_examples_validate(tmp_path):
+    for overlay in ("ihep-site.yaml", "ihep-condor-site.yaml"):
+        site = load_site([str(EXAMPLES / "ihep-profile.yaml"), str(EXAMPLES / overlay)])
+        assert list(site.catalogue.experiments) == ["juno", "besiii", "lhaaso", "herd"], overlay
+    backend = load_site([str(EXAMPLES / "ihep-profile.yaml"), str(EXAMPLES / "ihep-condor-site.yaml")])
+    assert backend.hub_config["InkSpawner"]["backend"] == "htcondor"
+    # the single-file Slurm example of the spawner page
+    page = (DOCS / "admin" / "spawner.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", page[page.index("## A Slurm site example"):], re.S).group(1)
+    path = tmp_path / "site.yaml"
+    path.write_text(block)
+    assert set(load_site([str(path)]).catalogue.experiments) == {"juno", "lhaaso"}
+
+
+def test_catalogue_page_shows_the_loaders_current_errors(tmp_path, monkeypatch):
+    page = (DOCS / "admin" / "catalogue.md").read_text()
+    shutil.copy(EXAMPLES / "ihep-profile.yaml", tmp_path)
+    shutil.copy(EXAMPLES / "broken-site.yaml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    broken = _problems(["ihep-profile.yaml", "broken-site.yaml"])
+    assert len(broken) == 5
+    overlays = {
+        "experiments:\n  besiii:\n    images: [alma9]\n": 1,
+        "experiments:\n  besiii:\n    images: [centos7, sl6]\noverrides:\n  zhaolei:\n"
+        "    experiments: [herd, cepc]\n": 2,
+        "site:\n  name: x\n bad: [\n": 1,
+    }
+    others = []
+    for text, count in overlays.items():
+        Path("site.yaml").write_text(text)
+        problems = _problems(["ihep-profile.yaml", "site.yaml"])
+        assert len(problems) == count, problems
+        others += problems
+    for problem in broken + others + _problems(["nosuch.yaml"]):
+        assert problem in page, f"catalogue.md does not show the current error: {problem}"
+    assert "ihep-profile.yaml: experiments.besiii: default_image 'centos7' is not in images" in others
+
+
+def test_no_page_describes_the_old_python_site_config():
+    for page in DOCS.rglob("*.md"):
+        if "_build" not in page.parts:
+            assert "INK_HUB_SITE_CONFIG" not in page.read_text(), page

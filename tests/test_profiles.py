@@ -28,6 +28,11 @@ experiments:
     limits: {{cpus: 4}}
     routing: {{slurm: {{partition: debug, account: juno}}}}
     setup: {SETUP_DIR}/juno-setup.sh
+    kernels:
+      juno-py:
+        display_name: JUNO Python
+        argv: [python3, -m, ipykernel_launcher, -f, "{{connection_file}}"]
+        env: {{JUNO_KERNEL: "1"}}
   besiii:
     title: BESIII
     members: {{users: [bob]}}
@@ -91,6 +96,12 @@ def test_member_gets_the_experiments_routing_setup_and_limits(hub):
     env = environ_of_job(job_id)
     assert env.get("INK_EXPERIMENT") == "juno"
     assert env.get("JUNO_TOP") == "/cvmfs/juno.ihep.ac.cn/sw", "the experiment's setup script ran"
+    # the experiment's kernel is offered by the session, next to the default one
+    token = hub.user_token("alice")
+    specs = requests.get(f"{hub.url}/user/alice/jupyter/api/kernelspecs",
+                         headers={"Authorization": f"token {token}"}, timeout=10).json()["kernelspecs"]
+    assert specs["juno-py"]["spec"]["display_name"] == "JUNO Python"
+    assert specs["juno-py"]["spec"]["env"] == {"JUNO_KERNEL": "1"} and "python3" in specs
     # one session per user on this site: a second app is refused, nothing submitted
     before = set(squeue_active("alice"))
     r = hub.request_server("alice", "second")

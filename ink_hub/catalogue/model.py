@@ -87,6 +87,22 @@ class Preset(Strict):
     _check_memory = field_validator("memory")(lambda cls, v: _memory(v))
 
 
+class Kernel(Strict):
+    """A Jupyter kernel an experiment offers in its sessions (e.g. its ROOT/Python stack)."""
+
+    display_name: str
+    argv: list[str] = Field(min_length=1, description="must pass {connection_file} to the kernel")
+    language: str = "python"
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("argv")
+    @classmethod
+    def _connection_file(cls, argv):
+        if not any("{connection_file}" in a for a in argv):
+            raise ValueError("argv must contain '{connection_file}'")
+        return argv
+
+
 class Members(Strict):
     """Who belongs to an experiment: any match admits the user."""
 
@@ -104,7 +120,8 @@ class SlurmRouting(Strict):
 
 class HTCondorRouting(Strict):
     accounting_group: SchedulerWord | None = None
-    requirements: str | None = Field(None, description="ClassAd expression added to the job")
+    requirements: str | None = Field(None, pattern=r"^[^\n\x00]*$",
+                                     description="one-line ClassAd expression added to the job")
 
 
 class Routing(Strict):
@@ -122,6 +139,7 @@ class Experiment(Strict):
     defaults: Resources = Resources()
     limits: Resources = Resources()
     routing: Routing = Routing()
+    kernels: dict[Name, Kernel] = Field(default_factory=dict)
     setup: str | None = Field(None, pattern=r"^/[^\x00\n]*$",
                               description="shell script sourced in the job before the server starts")
 
@@ -155,6 +173,21 @@ class Catalogue(Strict):
     @model_validator(mode="after")
     def _references_exist(self):
         problems = []
+        for section in ("defaults", "limits"):
+            for key, value in getattr(self, section).model_dump().items():
+                if value is None:
+                    problems.append(f"{section}.{key}: must be set (null is not a value here)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        for name, exp in self.experiments.items():
+            problems += _within_limits(f"experiments.{name}.defaults", self.defaults.merged(exp.defaults),
+                                       self.limits.merged(exp.limits))
+            for preset in exp.presets:
+                if preset in self.presets:
+                    p = self.presets[preset]
+                    problems += _within_limits(
+                        f"experiments.{name}.presets", Resources(cpus=p.cpus, memory=p.memory, gpus=p.gpus),
+                        self.limits.merged(exp.limits), label=f"preset {preset!r}")
         for name, exp in self.experiments.items():
             for kind, known in (("apps", self.apps), ("images", self.images), ("presets", self.presets)):
                 for ref in getattr(exp, kind):
@@ -170,6 +203,19 @@ class Catalogue(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _within_limits(where: str, values: Resources, limits: Resources, label: str = "") -> list[str]:
+    """Problems of default or preset values that the limits would refuse at every spawn."""
+    problems = []
+    prefix = f"{label} " if label else ""
+    checks = (("cpus", lambda v: v), ("gpus", lambda v: v), ("memory", parse_memory_mb),
+              ("walltime", parse_walltime_s))
+    for key, measure in checks:
+        value, limit = getattr(values, key), getattr(limits, key)
+        if value is not None and limit is not None and measure(value) > measure(limit):
+            problems.append(f"{where}: {prefix}{key} {value} is above the limit {limit}")
+    return problems
 
 
 def is_name(value: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import json
 import os
 import pwd
 
@@ -124,6 +125,8 @@ class CatalogueResolver:
             env["INK_IMAGE"] = image
         if exp.setup:
             env["INK_SETUP_SCRIPT"] = exp.setup
+        if exp.kernels:
+            env["INK_KERNELS"] = json.dumps({k: v.model_dump() for k, v in exp.kernels.items()})
         try:
             return await spawner.make_jobspec(app=app, image=image_path, extra_env=env,
                                               **resources, **routing, **extra)
@@ -167,7 +170,9 @@ class CatalogueResolver:
         except JobSpecError as e:
             raise refuse(e.field, e.reason) from None
         if memory_mb > parse_memory_mb(limits.memory):
-            raise refuse("memory", f"{options['memory']} is more than the limit {limits.memory}")
+            memory = options.get("memory", defaults.memory)
+            raise refuse("memory", f"{memory} is more than the limit {limits.memory}")
         if walltime_s > parse_walltime_s(limits.walltime):
-            raise refuse("walltime", f"{options['walltime']} is more than the limit {limits.walltime}")
+            walltime = options.get("walltime", defaults.walltime)
+            raise refuse("walltime", f"{walltime} is more than the limit {limits.walltime}")
         return dict(cpus=cpus, gpus=gpus, memory_mb=memory_mb, walltime_s=walltime_s)
