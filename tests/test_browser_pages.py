@@ -3,6 +3,7 @@ users in different experiments."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -13,6 +14,14 @@ from .test_profiles import CATALOGUE, site_setup  # noqa: F401  (fixture)
 pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# INK_SCREENSHOTS=docs/user/images refreshes the user guide's screenshots from these tests
+SCREENSHOTS = os.environ.get("INK_SCREENSHOTS")
+
+
+def shot(page, tmp_path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    if SCREENSHOTS:
+        page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=True)
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SITE = CATALOGUE.replace("site: {max_sessions_per_user: 1}",
@@ -58,7 +67,7 @@ def test_login_page_shows_the_site(browser, hub, tmp_path):
     page.goto(f"{hub.url}/hub/login")
     assert page.locator(".ink-site-banner h1").inner_text() == "IHEP INK Test"
     assert page.title() == "IHEP INK Test"
-    page.screenshot(path=str(tmp_path / "login.png"))
+    shot(page, tmp_path, "login.png")
 
 
 def test_spawn_menu_shows_only_the_users_experiments_and_starts_lab(browser, hub, tmp_path):
@@ -74,7 +83,7 @@ def test_spawn_menu_shows_only_the_users_experiments_and_starts_lab(browser, hub
     carol.goto(f"{hub.url}/hub/spawn/carol/jupyter")
     carol.wait_for_selector("#ink-experiment")
     assert carol.locator("#ink-experiment option").all_inner_texts() == ["LHAASO"]
-    carol.screenshot(path=str(tmp_path / "spawn-menu-carol.png"))
+    shot(carol, tmp_path, "spawn-menu.png")
 
     # alice asks for 2 custom cores and lands in JupyterLab, running as a Slurm job
     alice.check("#ink-preset-juno-custom")
@@ -82,6 +91,8 @@ def test_spawn_menu_shows_only_the_users_experiments_and_starts_lab(browser, hub
     alice.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
     alice.wait_for_url("**/user/alice/jupyter/lab**", timeout=90_000)
     alice.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    alice.wait_for_timeout(1500)  # let the launcher settle for the picture
+    shot(alice, tmp_path, "jupyterlab.png")
     job_id = hub.spawner_state("alice", "jupyter")["job_id"]
     assert job_id in squeue_active("alice")
     hub.stop_server("alice", "jupyter")
@@ -137,7 +148,7 @@ def test_dashboard_tiles_sessions_and_statistics(browser, hub, tmp_path):
         alice.wait_for_timeout(500)
     cells = alice.locator("#ink-overview tr:has(td:has-text('debug')) td").all_inner_texts()
     assert cells[0] == "debug" and int(cells[1]) >= 1
-    alice.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+    shot(alice, tmp_path, "dashboard.png")
     # stop from the table; the row follows without a reload
     row.locator(".ink-stop").click()
     alice.wait_for_selector("#ink-sessions tr[data-name=jupyter] .ink-state:has-text('stopped')", timeout=30_000)
