@@ -69,6 +69,12 @@ def apply_site(c, site: SiteConfig) -> None:
     c.InkSpawner.options_form = form.render
     c.InkSpawner.options_from_form = form.parse
     c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver))
+    extension = catalogue.site.walltime_extension
+    if extension is not None:
+        c.InkSpawner.extend_walltime_by = extension.extend_by
+        c.InkSpawner.extend_when_left = extension.when_left
+        c.InkSpawner.extend_if_active_within = extension.active_within
+        c.InkSpawner.extend_walltime_max = extension.max_walltime
     c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
     c.JupyterHub.template_vars = {"ink_site_name": catalogue.site.name}
     if catalogue.site.logo:

@@ -85,6 +85,16 @@ def remove(args) -> dict:
     return {"removed": args.job_id}
 
 
+def extend(args) -> dict:
+    """Raise the job's MaxWallTime (its periodic_remove reads it); only the owner may."""
+    m = _JOB_ID_RE.match(args.job_id)
+    if not m or not args.seconds.isdigit():
+        raise ValueError("usage: extend CLUSTER.PROC SECONDS")
+    schedd = open_schedd(args.schedd_class, args.schedd_name)
+    schedd.edit(f"ClusterId == {int(m[1])} && ProcId == {int(m[2])}", "MaxWallTime", str(int(args.seconds)))
+    return {"extended": args.job_id, "MaxWallTime": int(args.seconds)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ink-condor-job", description=__doc__.split("\n")[0])
     parser.add_argument("--schedd-class", default="htcondor2.Schedd")
@@ -93,10 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("submit", help="submit the job described by the JSON request on stdin")
     rm = sub.add_parser("remove", help="remove a job")
     rm.add_argument("job_id")
+    ext = sub.add_parser("extend", help="raise a running job's wall time")
+    ext.add_argument("job_id")
+    ext.add_argument("seconds")
     args = parser.parse_args(argv)
     try:
         if args.action == "submit":
             reply = submit(args, json.load(sys.stdin))
+        elif args.action == "extend":
+            reply = extend(args)
         else:
             reply = remove(args)
     except Exception as e:  # report every failure as JSON; the hub shows the message

@@ -14,7 +14,7 @@ import os
 import pwd
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 from jupyterhub.spawner import SpawnException, Spawner
 from sqlalchemy.orm import object_session
@@ -132,6 +132,31 @@ class InkSpawner(Spawner):
     @validate("default_walltime", "max_walltime")
     def _validate_walltime(self, proposal):
         parse_walltime_s(proposal.value, proposal.trait.name)
+        return proposal.value
+
+    extend_walltime_by = Unicode(
+        "",
+        help="""Activity-aware wall time: add this much (e.g. '4:00:00') to a running session's
+        wall time when it is nearly up and the session was used recently. '' turns it off.
+        The hub asks the scheduler to raise the limit (Slurm: the hub must be an operator).""",
+    ).tag(config=True)
+    extend_when_left = Unicode("0:30:00", help="Extend when less wall time than this is left.").tag(config=True)
+    extend_if_active_within = Unicode(
+        "1:00:00", help="Extend only if the session had activity within this time."
+    ).tag(config=True)
+    extend_walltime_max = Unicode(
+        "72:00:00", help="A session's wall time is never extended beyond this in total."
+    ).tag(config=True)
+
+    @validate("extend_when_left", "extend_if_active_within", "extend_walltime_max")
+    def _validate_extension_times(self, proposal):
+        parse_walltime_s(proposal.value, proposal.trait.name)
+        return proposal.value
+
+    @validate("extend_walltime_by")
+    def _validate_extend_by(self, proposal):
+        if proposal.value:
+            parse_walltime_s(proposal.value, proposal.trait.name)
         return proposal.value
 
     stop_timeout = Float(
@@ -395,6 +420,8 @@ class InkSpawner(Spawner):
             status = await cache.fresh(self.job_id)
         if status is None:
             return None  # scheduler unreachable: never declare a session dead on a hiccup
+        if status.state is JobState.RUNNING and self.extend_walltime_by:
+            await self._maybe_extend(status)
         if status.state is JobState.DONE:
             if not status.settled:
                 # ended for the user but still in the scheduler (held, completing): JupyterHub
@@ -405,6 +432,37 @@ class InkSpawner(Spawner):
                     pass
             return status.exit_code if status.exit_code else 1
         return None
+
+    _extended_to = 0
+
+    async def _maybe_extend(self, status) -> None:
+        """Give an active session more wall time before the scheduler ends it."""
+        limit, used = status.time_limit_s, status.time_used_s
+        if limit is None or used is None or limit < self._extended_to:
+            return  # unknown, or our last extension is not in the scheduler's answer yet
+        left = limit - used
+        if left > parse_walltime_s(self.extend_when_left):
+            return
+        maximum = parse_walltime_s(self.extend_walltime_max)
+        new_limit = min(limit + parse_walltime_s(self.extend_walltime_by), maximum)
+        if new_limit <= limit:
+            return
+        last = getattr(self.orm_spawner, "last_activity", None) if self.orm_spawner else None
+        if last is None:
+            return
+        idle = (datetime.now(timezone.utc).replace(tzinfo=None) - last.replace(tzinfo=None)).total_seconds()
+        if idle > parse_walltime_s(self.extend_if_active_within):
+            self.log.info("%s: job %s has %ds left and was idle %ds: not extended",
+                          self._log_name, self.job_id, left, idle)
+            return
+        try:
+            await self.backend_instance.extend(self.job_id, self.job_user or self.user.name, new_limit)
+        except BackendError as e:
+            self.log.warning("%s: could not extend job %s: %s", self._log_name, self.job_id, e)
+            return
+        self._extended_to = new_limit
+        self.log.info("%s: extended job %s from %s to %s (active %ds ago)", self._log_name,
+                      self.job_id, _hms(limit), _hms(new_limit), idle)
 
     async def _cancel_job(self) -> None:
         job_id = self.job_id

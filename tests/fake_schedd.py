@@ -96,7 +96,8 @@ class FakeSchedd:
             ad["EnteredCurrentStatus"] = int(time.time())
             for key, value in description.items():
                 if key.startswith(("MY.", "+")):
-                    ad[key.split(".", 1)[-1].lstrip("+")] = classad2.ExprTree(value).eval()
+                    attr = key.split(".", 1)[-1].lstrip("+")
+                    ad[attr] = classad2.ExprTree(value).eval()
                     continue
                 attr = _ATTRS.get(key)
                 if attr is None:
@@ -133,6 +134,16 @@ class FakeSchedd:
                         raise PermissionError(f"{user} may not remove a job of {ad['Owner']}")
                     ad["JobStatus"], ad["RemoveReason"] = 3, f"via condor_rm (by user {user})"
         return None
+
+
+    def edit(self, job_spec: str, attr: str, value: str):
+        user = pwd.getpwuid(os.getuid()).pw_name
+        with _queue(write=True) as (_state, ads):
+            for ad in ads:
+                if _matches(job_spec, ad):
+                    if user not in ("root", ad["Owner"]):
+                        raise PermissionError(f"{user} may not edit a job of {ad['Owner']}")
+                    ad[attr] = classad2.ExprTree(value).eval()
 
 
 # ---- the tests' negotiator and startd ------------------------------------------------------

@@ -75,8 +75,11 @@ def test_submit_description_parses_with_the_real_bindings():
     assert sub["getenv"] == "false"
     assert decode_condor_arguments(sub["arguments"]) == list(s.command[1:])
     # expressions and custom attributes are real ClassAd syntax
-    ad = classad2.ClassAd({"JobStatus": 2, "EnteredCurrentStatus": 0})
+    ad = classad2.ClassAd({"JobStatus": 2, "EnteredCurrentStatus": 0,
+                           "MaxWallTime": classad2.ExprTree(sub["MY.MaxWallTime"]).eval()})
     assert classad2.ExprTree(sub["periodic_remove"]).eval(ad) is True  # ran far longer than 2 h
+    ad["EnteredCurrentStatus"] = int(__import__("time").time()) - 60
+    assert classad2.ExprTree(sub["periodic_remove"]).eval(ad) is False  # one minute in: keeps running
     for key in ("MY.InkHub", "MY.InkUser", "MY.InkServer", "MY.InkApp"):
         assert isinstance(classad2.ExprTree(sub[key]).eval(), str)
     # the token is nowhere in the description: it travels in the 0600 env file
@@ -166,3 +169,17 @@ async def test_no_schedd_is_a_clear_error(pool):
         await b.query({"1.0"})
     with pytest.raises(BackendError, match="HTCondor submit failed.*Unable to locate"):
         await b.submit(spec())
+
+
+async def test_wall_time_is_read_from_the_ad_and_extended_by_the_owner(pool):
+    b = backend()
+    job_id = await b.submit(spec(walltime_s=3600))
+    fake_schedd.set_running(job_id, "wn001")
+    st = (await b.query({job_id}))[job_id]
+    assert st.time_limit_s == 3600 and 0 <= st.time_used_s < 60
+    await b.extend(job_id, "alice", 7200)  # through the helper, as alice
+    assert pool.ad(job_id)["MaxWallTime"] == 7200
+    assert (await b.query({job_id}))[job_id].time_limit_s == 7200
+    with pytest.raises(BackendError, match="may not edit"):
+        await b.extend(job_id, "bob", 99999)  # the schedd refuses another user's edit
+    await b.cancel(job_id, "alice")

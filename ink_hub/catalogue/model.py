@@ -60,10 +60,23 @@ class Resources(Strict):
         return Resources(**data)
 
 
+class WalltimeExtension(Strict):
+    """Activity-aware wall time: active sessions get more time before the scheduler ends them."""
+
+    extend_by: str = "4:00:00"
+    when_left: str = "0:30:00"
+    active_within: str = "1:00:00"
+    max_walltime: str = "72:00:00"
+
+    _check = field_validator("extend_by", "when_left", "active_within", "max_walltime")(
+        lambda cls, v: _walltime(v))
+
+
 class Site(Strict):
     name: str = "INK Hub"
     logo: str | None = Field(None, description="path of a logo image on the hub host")
     max_sessions_per_user: int = Field(4, ge=1, le=100)
+    walltime_extension: WalltimeExtension | None = None
 
 
 class App(Strict):

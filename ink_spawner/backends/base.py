@@ -51,6 +51,8 @@ class JobStatus:
     partition: str | None = None
     exit_code: int | None = None
     settled: bool = True  # False while an ended job is still in the scheduler (completing, held)
+    time_limit_s: int | None = None  # the job's wall time as the scheduler enforces it now
+    time_used_s: int | None = None  # how long it has been running
 
 
     def describe(self) -> str:
@@ -193,6 +195,11 @@ class Backend(LoggingConfigurable):
     async def cancel(self, job_id: str, user: str) -> None:
         """Cancel a job. Cancelling a job that already ended is not an error."""
         raise NotImplementedError
+
+    async def extend(self, job_id: str, user: str, time_limit_s: int) -> None:
+        """Raise a running job's wall time to ``time_limit_s`` in total (activity-aware
+        extension of interactive sessions). Backends that cannot do it raise BackendError."""
+        raise BackendError(f"the {self.name} backend cannot extend a session's wall time")
 
     async def queue_summary(self) -> dict[str, dict[str, int]]:
         """Running and pending jobs per partition (or group) on the whole scheduler, with ONE

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sys
+import time
 
 from traitlets import Dict, Unicode, default
 
@@ -31,7 +32,7 @@ IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5
 PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "Owner", "AcctGroup", "JobPrio", "QDate", "RemoteHost",
     "LastRemoteHost", "HoldReason", "LastRejMatchReason", "NumJobMatches", "ExitCode",
-    "RemoveReason", "InkHub",
+    "RemoveReason", "InkHub", "EnteredCurrentStatus", "MaxWallTime",
 ]
 # every INK job, plus every idle job (to place ours in the queue of its group)
 QUERY_CONSTRAINT = "(InkHub =!= undefined) || (JobStatus == 1)"
@@ -146,8 +147,9 @@ class HTCondorBackend(Backend):
             "transfer_input_files": env_file,
             "request_cpus": str(spec.cpus),
             "request_memory": f"{spec.memory_mb}MB",
-            # the scheduler enforces the wall time of a running session
-            "periodic_remove": f"(JobStatus == 2) && (time() - EnteredCurrentStatus > {walltime})",
+            # the scheduler enforces the wall time of a running session; MaxWallTime is an
+            # attribute so that the activity-aware extension can raise it
+            "periodic_remove": "(JobStatus == 2) && (time() - EnteredCurrentStatus > MaxWallTime)",
             "MY.InkHub": f'"{spec.tags.get("hub", "ink")}"',
             "MY.InkUser": f'"{spec.tags.get("user", spec.user)}"',
             "MY.InkServer": f'"{spec.tags.get("server", spec.name)}"',
@@ -195,6 +197,11 @@ class HTCondorBackend(Backend):
         # The env file stays (0600): its token is revoked by the hub when the server stops,
         # and the next submit of this app replaces it.
         await self._helper(user, ["remove", job_id], "")
+
+    async def extend(self, job_id: str, user: str, time_limit_s: int) -> None:
+        if not _JOB_ID_RE.match(job_id):
+            raise BackendError(f"invalid HTCondor job id {job_id!r}")
+        await self._helper(user, ["extend", job_id, str(int(time_limit_s))], "")
 
     async def query(self, job_ids: set[str]) -> dict[str, JobStatus]:
         ads = await asyncio.to_thread(self._query_schedd)
@@ -281,7 +288,11 @@ def statuses_from_ads(ads, job_ids: set[str]) -> dict[str, JobStatus]:
         if job_id not in job_ids:
             continue
         if status == RUNNING or status == TRANSFERRING:
-            statuses[job_id] = JobStatus(job_id, JobState.RUNNING, node=node_of(ad.get("RemoteHost")))
+            since = ad.get("EnteredCurrentStatus")
+            statuses[job_id] = JobStatus(
+                job_id, JobState.RUNNING, node=node_of(ad.get("RemoteHost")),
+                time_limit_s=_int(ad.get("MaxWallTime")) or None,
+                time_used_s=int(time.time()) - _int(since) if since is not None else None)
         elif status == IDLE:
             queue = [entry[-1] for entry in idle_by_group.get(group_of(ad), [])]
             reason = ad.get("LastRejMatchReason")

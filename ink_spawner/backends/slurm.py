@@ -14,7 +14,7 @@ from .base import Backend, BackendError, JobState, JobStatus, minimal_env, resol
 _PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
             "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 _RUNNING = {"RUNNING"}
-_FIELDS = "%i|%T|%r|%N|%S|%P|%Q|%V"
+_FIELDS = "%i|%T|%r|%N|%S|%P|%Q|%V|%l|%M"
 
 
 class SlurmBackend(Backend):
@@ -31,6 +31,11 @@ class SlurmBackend(Backend):
         "squeue", help="squeue command (the one status query per interval); looked up like `sbatch`."
     ).tag(config=True)
     scancel = Unicode("scancel", help="scancel command; looked up like `sbatch`.").tag(config=True)
+    scontrol = Unicode(
+        "scontrol",
+        help="scontrol command, used (as the hub, which must be a Slurm operator) only to extend "
+        "the wall time of active sessions; looked up like `sbatch`.",
+    ).tag(config=True)
 
     extra_sbatch_args = List(
         Unicode(),
@@ -93,6 +98,16 @@ class SlurmBackend(Backend):
             raise BackendError(_scheduler_message("squeue", result.stderr))
         return parse_squeue(result.stdout, job_ids)
 
+    async def extend(self, job_id: str, user: str, time_limit_s: int) -> None:
+        if not job_id.isdigit():
+            raise BackendError(f"invalid Slurm job id {job_id!r}")
+        minutes = max(1, math.ceil(time_limit_s / 60))
+        # raising a limit is an operator's action: users may only lower their own
+        result = await self.run([resolve_command(self.scontrol), "update", f"JobId={job_id}",
+                                 f"TimeLimit={minutes}"])
+        if result.returncode:
+            raise BackendError(_scheduler_message("scontrol", result.stderr))
+
     async def queue_summary(self) -> dict[str, dict[str, int]]:
         result = await self.run([resolve_command(self.squeue), "--noheader",
                                  "--states=PENDING,RUNNING", "--format=%P|%T"])
@@ -135,12 +150,14 @@ def parse_squeue(text: str, job_ids: set[str]) -> dict[str, JobStatus]:
         if len(parts) < 8:
             continue
         job_id, state, reason, nodes, start, partition, priority, submitted = parts[:8]
+        limit_s = _duration_s(parts[8]) if len(parts) > 8 else None
+        used_s = _duration_s(parts[9]) if len(parts) > 9 else None
         state = state.split()[0].rstrip("+") if state else ""
         try:
             prio = int(priority)
         except ValueError:
             prio = 0
-        rows.append((job_id, state, reason, nodes, start, partition, prio, submitted))
+        rows.append((job_id, state, reason, nodes, start, partition, prio, submitted, limit_s, used_s))
 
     queues: dict[str, list] = {}
     for row in rows:
@@ -151,12 +168,12 @@ def parse_squeue(text: str, job_ids: set[str]) -> dict[str, JobStatus]:
         queue.sort(key=lambda r: (-r[6], r[7], _numeric(r[0])))
 
     statuses = {}
-    for job_id, state, reason, nodes, start, partition, _prio, _sub in rows:
+    for job_id, state, reason, nodes, start, partition, _prio, _sub, limit_s, used_s in rows:
         if job_id not in job_ids:
             continue
         if state in _RUNNING:
             statuses[job_id] = JobStatus(job_id, JobState.RUNNING, node=nodes.split(",")[0],
-                                         partition=partition)
+                                         partition=partition, time_limit_s=limit_s, time_used_s=used_s)
         elif state in _PENDING:
             position = total = None
             queue = queues.get(partition.split(",")[0])
@@ -176,6 +193,24 @@ def parse_squeue(text: str, job_ids: set[str]) -> dict[str, JobStatus]:
                 exit_code=0 if state == "COMPLETED" else 1, settled=state != "COMPLETING",
             )
     return statuses
+
+
+def _duration_s(text: str) -> int | None:
+    """Slurm's [days-]hours:minutes:seconds (or minutes:seconds) → seconds; None for UNLIMITED."""
+    text = text.strip()
+    days = 0
+    if "-" in text:
+        head, _, text = text.partition("-")
+        if not head.isdigit():
+            return None
+        days = int(head)
+    parts = text.split(":")
+    if not parts or not all(p.isdigit() for p in parts) or len(parts) > 3:
+        return None
+    seconds = 0
+    for p in parts:
+        seconds = seconds * 60 + int(p)
+    return days * 86400 + seconds
 
 
 def _numeric(job_id: str) -> tuple[int, str]:
