@@ -14,7 +14,6 @@ blocks on the schedd.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import time
 
 from traitlets import Dict, Unicode, default
 
+from ..condor_job import open_schedd
 from ..jobspec import JobSpec
 from .base import Backend, BackendError, JobState, JobStatus, minimal_env
 
@@ -63,11 +63,6 @@ def node_of(remote_host: str | None) -> str | None:
     if not remote_host:
         return None
     return remote_host.rsplit("@", 1)[-1]
-
-
-def _load_class(path: str):
-    module, _, name = path.partition(":") if ":" in path else path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 class HTCondorBackend(Backend):
@@ -221,23 +216,25 @@ class HTCondorBackend(Backend):
             return list(self._schedd().query(constraint="JobStatus == 1 || JobStatus == 2",
                                              projection=["AcctGroup", "JobStatus"]))
         except Exception as e:
+            self._schedd_obj = None
             raise BackendError(f"The HTCondor schedd did not answer the summary query: {e}") from None
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def _schedd(self):
-        cls = _load_class(self.schedd_class)
-        if self.schedd_name:
-            import htcondor2
+    _schedd_obj = None
 
-            location = htcondor2.Collector().locate(htcondor2.DaemonType.Schedd, self.schedd_name)
-            return cls(location)
-        return cls()
+    def _schedd(self):
+        """The schedd client, located once (a remote schedd through the collector) and reused;
+        forgotten after a failure so that the next query locates it again."""
+        if self._schedd_obj is None:
+            self._schedd_obj = open_schedd(self.schedd_class, self.schedd_name)
+        return self._schedd_obj
 
     def _query_schedd(self) -> list:
         try:
             return list(self._schedd().query(constraint=QUERY_CONSTRAINT, projection=PROJECTION))
         except Exception as e:  # the bindings raise HTCondorException and friends
+            self._schedd_obj = None
             raise BackendError(f"The HTCondor schedd did not answer the status query: {e}") from None
 
     async def _helper(self, user: str, args: list[str], stdin: str) -> dict:
