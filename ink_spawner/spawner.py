@@ -240,7 +240,7 @@ class InkSpawner(Spawner):
                 f"user accounts (uid >= {self.min_uid})", reason="system_account", status_code=403)
         return name, entry.pw_dir
 
-    def session_argv(self, app: AppInfo) -> list[str]:
+    def session_argv(self) -> list[str]:
         """The job's argv: the wrapper, then the server command with its arguments."""
         return [*self.session_command, "--ip", self.backend_instance.session_ip, "--",
                 *self.cmd, *self.get_args()]
@@ -256,7 +256,7 @@ class InkSpawner(Spawner):
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         prefix = app.name if unix_user == self.user.name else f"{self.user.name}-{app.name}"
         return JobSpec(
-            user=unix_user, name=app.name, command=tuple(self.session_argv(app)), env=env,
+            user=unix_user, name=app.name, command=tuple(self.session_argv()), env=env,
             workdir=home, output_path=f"{log_dir}/{prefix}-{stamp}.log",
             tags={"hub": self.hub_id, "user": self.user.name, "server": app.name},
             **resources,
