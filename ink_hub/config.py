@@ -75,13 +75,16 @@ def apply_site(c, site: SiteConfig) -> None:
         c.InkSpawner.extend_when_left = extension.when_left
         c.InkSpawner.extend_if_active_within = extension.active_within
         c.InkSpawner.extend_walltime_max = extension.max_walltime
-    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
     c.JupyterHub.template_vars = {"ink_site_name": catalogue.site.name}
     if catalogue.site.logo:
         c.JupyterHub.logo_file = catalogue.site.logo
     c.InkSpawner.apps = {name: {"title": app.title, "default_url": app.default_url}
                          for name, app in catalogue.apps.items()}
     c.merge(Config(site.hub_config))
+    # a site's own templates (hub: JupyterHub: template_paths) come first, INK's after them
+    ours = str(Path(__file__).parent / "templates")
+    site_paths = list(c.JupyterHub.template_paths) if "template_paths" in c.JupyterHub else []
+    c.JupyterHub.template_paths = [p for p in site_paths if p != ours] + [ours]
 
 
 def configure_demo(c, state_dir: str | os.PathLike | None = None) -> None:

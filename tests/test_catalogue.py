@@ -162,3 +162,11 @@ def test_cli_masks_secret_looking_values(tmp_path):
     path = write(tmp_path, "site.yaml", "hub:\n  GenericOAuthenticator: {client_secret: hunter2, client_id: ink}\n")
     r = subprocess.run([str(VENV_BIN / "ink-hub"), "config", "check", path], capture_output=True, text=True)
     assert r.returncode == 0 and "hunter2" not in r.stdout and "client_id: ink" in r.stdout
+
+
+def test_site_templates_come_before_inks(tmp_path):
+    site = load_site([write(tmp_path, "site.yaml", "hub:\n  JupyterHub: {template_paths: [/etc/ink/templates]}\n")])
+    c = Config()
+    apply_site(c, site)
+    assert c.JupyterHub.template_paths[0] == "/etc/ink/templates"
+    assert c.JupyterHub.template_paths[-1].endswith("ink_hub/templates")
