@@ -111,8 +111,7 @@ class DashboardHandler(InkPageHandler):
                 exp = cat.experiments[exp_name]
                 for image in exp.images or [None]:
                     label = exp.title + (f" · {cat.images[image].title}" if image else "")
-                    query = f"experiment={exp_name}" + (f"&image={image}" if image else "")
-                    choices.append({"label": label, "query": query})
+                    choices.append({"label": label, "experiment": exp_name, "image": image or ""})
             if choices:
                 apps.append({"name": name, "title": app.title, "description": app.description,
                              "choices": choices,

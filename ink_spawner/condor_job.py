@@ -91,7 +91,12 @@ def extend(args) -> dict:
     if not m or not args.seconds.isdigit():
         raise ValueError("usage: extend CLUSTER.PROC SECONDS")
     schedd = open_schedd(args.schedd_class, args.schedd_name)
-    schedd.edit(f"ClusterId == {int(m[1])} && ProcId == {int(m[2])}", "MaxWallTime", str(int(args.seconds)))
+    import htcondor2
+
+    # SetDirty forwards the edit to the running job's shadow (condor_qedit -forward), which is
+    # where periodic_remove is evaluated
+    schedd.edit(f"ClusterId == {int(m[1])} && ProcId == {int(m[2])}", "MaxWallTime",
+                str(int(args.seconds)), flags=htcondor2.TransactionFlag.SetDirty)
     return {"extended": args.job_id, "MaxWallTime": int(args.seconds)}
 
 

@@ -94,6 +94,7 @@ class JobSpec:
     qos: str | None = None
     image: str | None = None
     requirements: str | None = None  # HTCondor ClassAd expression from the site catalogue
+    max_walltime_s: int | None = None  # the most wall time this session may ever get (its profile's limit)
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -117,6 +118,10 @@ class JobSpec:
             value = getattr(self, int_field)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise JobSpecError(int_field, f"must be an integer from {low} to {high}")
+        if self.max_walltime_s is not None and (
+                isinstance(self.max_walltime_s, bool) or not isinstance(self.max_walltime_s, int)
+                or self.max_walltime_s < 60):
+            raise JobSpecError("max_walltime_s", "must be an integer of at least 60")
         for word_field in ("partition", "account", "qos"):
             value = getattr(self, word_field)
             if value is not None and not WORD_RE.match(value):

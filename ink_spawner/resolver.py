@@ -67,6 +67,7 @@ async def default_resolver(spawner, user_options: dict):
             raise bad_option("walltime", f"{options['walltime']} is more than the limit {spawner.max_walltime}")
         return await spawner.make_jobspec(
             app=app, cpus=cpus, gpus=gpus, memory_mb=memory_mb, walltime_s=walltime_s,
+            max_walltime_s=parse_walltime_s(spawner.max_walltime),
             partition=spawner.partition or None, account=spawner.account or None,
             qos=spawner.qos or None,
         )

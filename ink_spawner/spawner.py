@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from jupyterhub.spawner import SpawnException, Spawner
 from sqlalchemy.orm import object_session
-from traitlets import Callable, Dict, Float, Integer, List, Unicode, default, validate
+from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, default, validate
 
 from .backends import BackendError, JobState, available_backends, get_backend
 from .jobspec import NAME_RE, JobSpec, parse_memory_mb, parse_walltime_s
@@ -159,6 +159,23 @@ class InkSpawner(Spawner):
             parse_walltime_s(proposal.value, proposal.trait.name)
         return proposal.value
 
+    allow_spawn_from_query = Bool(
+        False,
+        help="""Start a session from a plain link (GET /hub/spawn/USER/APP?option=...).
+
+        Off by default: a page on another site could send a logged-in user to such a link and
+        start a job in their name (cross-site request forgery). With it off, query options are
+        refused with a message and the menu is shown; the menu and the INK panel start sessions
+        with POST forms that carry the XSRF token.
+        """,
+    ).tag(config=True)
+
+    def options_from_query(self, query_data):
+        if not self.allow_spawn_from_query:
+            raise SpawnException("Sessions start from the menu: check the options and press Start.",
+                                 reason="query_spawn_disabled", status_code=400)
+        return super().options_from_query(query_data)
+
     stop_timeout = Float(
         20.0, help="Seconds stop() waits for the scheduler to report the job gone."
     ).tag(config=True)
@@ -177,12 +194,14 @@ class InkSpawner(Spawner):
     job_id = Unicode("", help="Scheduler id of the running job (state, not config).")
     job_output = Unicode("", help="Path of the job's output file (state, not config).")
     job_user = Unicode("", help="Unix user the job runs as (state, not config).")
+    job_max_walltime = Integer(0, help="Most wall time this session may get, from its profile (state).")
 
     def load_state(self, state):
         super().load_state(state)
         self.job_id = state.get("job_id", "")
         self.job_output = state.get("job_output", "")
         self.job_user = state.get("job_user", "")
+        self.job_max_walltime = state.get("job_max_walltime", 0)
         self._state_backend = state.get("backend", self.backend)
         self._port = state.get("port")
 
@@ -190,12 +209,14 @@ class InkSpawner(Spawner):
         state = super().get_state()
         if self.job_id:
             state.update(job_id=self.job_id, job_output=self.job_output, job_user=self.job_user,
-                         backend=self._state_backend or self.backend, port=self._port)
+                         backend=self._state_backend or self.backend, port=self._port,
+                         job_max_walltime=self.job_max_walltime)
         return state
 
     def clear_state(self):
         super().clear_state()
         self.job_id = self.job_output = self.job_user = ""
+        self.job_max_walltime = 0
         self._port = None
 
     # ---- helpers used by resolvers ----------------------------------------------------------
@@ -316,6 +337,7 @@ class InkSpawner(Spawner):
         except BackendError as e:
             raise SpawnException(str(e), reason="scheduler", status_code=503) from None
         self.job_id, self.job_output, self.job_user = job_id, spec.output_path, spec.user
+        self.job_max_walltime = spec.max_walltime_s or spec.walltime_s
         self._persist_state()
         self._emit(15, f"Submitted {backend.name} job {job_id}")
         cache = backend.status_cache
@@ -443,7 +465,8 @@ class InkSpawner(Spawner):
         left = limit - used
         if left > parse_walltime_s(self.extend_when_left):
             return
-        maximum = parse_walltime_s(self.extend_walltime_max)
+        # never beyond the site's maximum, nor beyond what the user's profile allows
+        maximum = min(parse_walltime_s(self.extend_walltime_max), self.job_max_walltime or limit)
         new_limit = min(limit + parse_walltime_s(self.extend_walltime_by), maximum)
         if new_limit <= limit:
             return

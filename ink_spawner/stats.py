@@ -28,6 +28,9 @@ class QueueSampler:
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
+    #: at most this many partitions/groups are kept per sample; the rest are summed as "(other)"
+    max_groups = 20
+
     async def sample_now(self) -> None:
         try:
             summary = await self.backend.queue_summary()
@@ -35,7 +38,18 @@ class QueueSampler:
             self.last_error = str(e)
             return
         self.last_error = None
-        self.samples.append((time.time(), summary))
+        self.samples.append((time.time(), self.capped(summary)))
+
+    def capped(self, summary: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        """The largest groups, and the rest folded together: group names on HTCondor are chosen
+        by whoever submits, and must not be able to swamp the page or the hub's memory."""
+        ranked = sorted(summary.items(), key=lambda kv: -(kv[1]["running"] + kv[1]["pending"]))
+        kept = dict(ranked[: self.max_groups])
+        rest = ranked[self.max_groups:]
+        if rest:
+            kept["(other)"] = {"running": sum(c["running"] for _, c in rest),
+                               "pending": sum(c["pending"] for _, c in rest)}
+        return kept
 
     async def _run(self) -> None:
         while True:

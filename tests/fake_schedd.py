@@ -136,7 +136,7 @@ class FakeSchedd:
         return None
 
 
-    def edit(self, job_spec: str, attr: str, value: str):
+    def edit(self, job_spec: str, attr: str, value: str, flags=None):
         user = pwd.getpwuid(os.getuid()).pw_name
         with _queue(write=True) as (_state, ads):
             for ad in ads:

@@ -153,3 +153,15 @@ def test_dashboard_tiles_sessions_and_statistics(browser, hub, tmp_path):
     row.locator(".ink-stop").click()
     alice.wait_for_selector("#ink-sessions tr[data-name=jupyter] .ink-state:has-text('stopped')", timeout=30_000)
     assert job_id not in squeue_active("alice")
+
+
+def test_a_link_from_another_site_cannot_start_a_session(browser, hub):
+    """A top-level GET with options (what a cross-site page can make a logged-in browser do)
+    starts nothing; the menu says how sessions start."""
+    alice = login(browser, hub, "alice")
+    before = set(squeue_active("alice"))
+    alice.goto(f"{hub.url}/hub/spawn/alice/second?experiment=juno&cpus=1&walltime=1:00:00")
+    alice.wait_for_selector("text=Sessions start from the menu")
+    assert alice.locator("#ink-experiment").count() == 1  # the menu is shown instead
+    assert set(squeue_active("alice")) == before
+    assert (hub.server("alice", "second") or {}).get("ready") is not True

@@ -158,10 +158,14 @@ def test_values_every_spawn_would_refuse_are_caught_at_check(tmp_path, text, exp
     assert expected in "\n".join(e.value.problems)
 
 
-def test_cli_masks_secret_looking_values(tmp_path):
-    path = write(tmp_path, "site.yaml", "hub:\n  GenericOAuthenticator: {client_secret: hunter2, client_id: ink}\n")
+def test_cli_never_prints_hub_values(tmp_path):
+    path = write(tmp_path, "site.yaml", "hub:\n  GenericOAuthenticator: {client_secret: hunter2, client_id: ink}\n"
+                 "  JupyterHub: {db_url: 'postgresql://jhub:S3cret@db/jhub', api_tokens: {tok-ABC: svc}}\n")
     r = subprocess.run([str(VENV_BIN / "ink-hub"), "config", "check", path], capture_output=True, text=True)
-    assert r.returncode == 0 and "hunter2" not in r.stdout and "client_id: ink" in r.stdout
+    assert r.returncode == 0
+    for secret in ("hunter2", "S3cret", "tok-ABC"):
+        assert secret not in r.stdout
+    assert "client_secret: (set)" in r.stdout and "db_url: (set)" in r.stdout
 
 
 def test_site_templates_come_before_inks(tmp_path):

@@ -75,7 +75,7 @@ def test_quickstart_config_serves_the_demo(tmp_path, unix_users):
                                               "_xsrf": s.cookies.get("_xsrf")}, timeout=30)
         # login lands on the INK panel, whose JupyterLab tile leads to the menu
         assert r.status_code == 200 and r.url.endswith("/hub/ink"), r.url
-        assert 'href="/hub/spawn/alice/jupyter?experiment=demo"' in r.text
+        assert 'action="/hub/spawn/alice/jupyter"' in r.text and 'value="demo"' in r.text
         r = s.get(f"{base}/hub/spawn/alice/jupyter", timeout=30)
         assert 'name="experiment"' in r.text and "Demo" in r.text
         r = s.post(f"{base}/hub/spawn/alice/jupyter",

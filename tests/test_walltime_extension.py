@@ -44,6 +44,7 @@ def spawner_for(job_id: str, idle: timedelta) -> InkSpawner:
                                           last_activity=datetime.now(timezone.utc).replace(tzinfo=None) - idle)
     spawner.user = SimpleNamespace(name="alice")
     spawner.job_id, spawner.job_user = job_id, "alice"
+    spawner.job_max_walltime = 72 * 3600  # the profile's limit
     return spawner
 
 
@@ -60,6 +61,15 @@ async def test_active_session_is_extended_up_to_the_maximum(sleeping_job):
     await spawner._maybe_extend(JobStatus(sleeping_job, JobState.RUNNING, node="x",
                                           time_limit_s=30 * 60, time_used_s=120))
     assert time_limit(sleeping_job) == "00:35:00"
+
+
+async def test_extension_stops_at_the_profiles_limit(sleeping_job):
+    """The site may allow 35 min in total, but this user's experiment only 25."""
+    spawner = spawner_for(sleeping_job, idle=timedelta(minutes=5))
+    spawner.job_max_walltime = 25 * 60
+    await spawner._maybe_extend(JobStatus(sleeping_job, JobState.RUNNING, node="x",
+                                          time_limit_s=20 * 60, time_used_s=60))
+    assert time_limit(sleeping_job) == "00:25:00"
 
 
 async def test_idle_session_is_not_extended(sleeping_job):

@@ -175,4 +175,5 @@ class CatalogueResolver:
         if walltime_s > parse_walltime_s(limits.walltime):
             walltime = options.get("walltime", defaults.walltime)
             raise refuse("walltime", f"{walltime} is more than the limit {limits.walltime}")
-        return dict(cpus=cpus, gpus=gpus, memory_mb=memory_mb, walltime_s=walltime_s)
+        return dict(cpus=cpus, gpus=gpus, memory_mb=memory_mb, walltime_s=walltime_s,
+                    max_walltime_s=parse_walltime_s(limits.walltime))
