@@ -78,7 +78,8 @@ def apply_site(c, site: SiteConfig) -> None:
     c.JupyterHub.template_vars = {"ink_site_name": catalogue.site.name}
     if catalogue.site.logo:
         c.JupyterHub.logo_file = catalogue.site.logo
-    c.InkSpawner.apps = {name: {"title": app.title, "default_url": app.default_url}
+    c.InkSpawner.apps = {name: {"title": app.title, "default_url": app.default_url,
+                                **({"backend": app.backend} if app.backend else {})}
                          for name, app in catalogue.apps.items()}
     c.merge(Config(site.hub_config))
     # a site's own templates (hub: JupyterHub: template_paths) come first, INK's after them

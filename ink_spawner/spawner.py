@@ -52,10 +52,13 @@ class InkSpawner(Spawner):
     ).tag(config=True)
 
     apps = Dict(
-        help="""The apps users may start, by server name: {name: {"title": str, "default_url": str}}.
+        help="""The apps users may start, by server name:
+        {name: {"title": str, "default_url": str, "backend": str (optional)}}.
 
-        Each named server is one app (one session of each app per user). The default offers
-        JupyterLab as `jupyter`; ink_hub sets the site catalogue's apps here.
+        Each named server is one app (one session of each app per user). An app may name its
+        own backend (e.g. a lightweight portal server on `local` while sessions go to `slurm`);
+        otherwise `backend` applies. The default offers JupyterLab as `jupyter`; ink_hub sets
+        the site catalogue's apps here.
         """,
     ).tag(config=True)
 
@@ -68,8 +71,10 @@ class InkSpawner(Spawner):
         for name, entry in proposal.value.items():
             if not NAME_RE.match(name):
                 raise ValueError(f"apps: {name!r} is not a valid server name")
-            if set(entry) - {"title", "default_url"} or not str(entry.get("default_url", "")).startswith("/"):
+            if set(entry) - {"title", "default_url", "backend"} or not str(entry.get("default_url", "")).startswith("/"):
                 raise ValueError(f"apps.{name}: needs 'title' and a 'default_url' starting with '/'")
+            if entry.get("backend") and entry["backend"] not in available_backends():
+                raise ValueError(f"apps.{name}.backend: unknown INK backend {entry['backend']!r}")
         return proposal.value
 
     session_command = List(
@@ -202,14 +207,14 @@ class InkSpawner(Spawner):
         self.job_output = state.get("job_output", "")
         self.job_user = state.get("job_user", "")
         self.job_max_walltime = state.get("job_max_walltime", 0)
-        self._state_backend = state.get("backend", self.backend)
+        self._state_backend = state.get("backend")
         self._port = state.get("port")
 
     def get_state(self):
         state = super().get_state()
         if self.job_id:
             state.update(job_id=self.job_id, job_output=self.job_output, job_user=self.job_user,
-                         backend=self._state_backend or self.backend, port=self._port,
+                         backend=self.backend_name, port=self._port,
                          job_max_walltime=self.job_max_walltime)
         return state
 
@@ -217,6 +222,7 @@ class InkSpawner(Spawner):
         super().clear_state()
         self.job_id = self.job_output = self.job_user = ""
         self.job_max_walltime = 0
+        self._state_backend = None
         self._port = None
 
     # ---- helpers used by resolvers ----------------------------------------------------------
@@ -227,8 +233,14 @@ class InkSpawner(Spawner):
     _watching = False
 
     @property
+    def backend_name(self) -> str:
+        """The backend of this session: saved with the job, else the app's own, else `backend`."""
+        app_backend = (self.apps.get(self.name) or {}).get("backend") if self.name else None
+        return self._state_backend or app_backend or self.backend
+
+    @property
     def backend_instance(self):
-        return get_backend(self._state_backend or self.backend, config=self.config, log=self.log)
+        return get_backend(self.backend_name, config=self.config, log=self.log)
 
     def app_info(self) -> AppInfo:
         """The app this server runs: its server name names it."""
@@ -320,7 +332,8 @@ class InkSpawner(Spawner):
     async def start(self):
         self._events = []
         self._events_changed = asyncio.Event()
-        self._state_backend = self.backend
+        self._state_backend = None  # a new job: decided by the app and config, not old state
+        self._state_backend = self.backend_name
         self._port = None
         self._port_future = asyncio.get_running_loop().create_future()
         backend = self.backend_instance

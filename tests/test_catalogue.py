@@ -174,3 +174,9 @@ def test_site_templates_come_before_inks(tmp_path):
     apply_site(c, site)
     assert c.JupyterHub.template_paths[0] == "/etc/ink/templates"
     assert c.JupyterHub.template_paths[-1].endswith("ink_hub/templates")
+
+
+def test_app_backend_must_be_installed(tmp_path):
+    with pytest.raises(CatalogueError) as e:
+        load_site([write(tmp_path, "site.yaml", "apps: {portal: {title: P, default_url: /lab, backend: pbs}}")])
+    assert "apps.portal.backend: unknown INK backend 'pbs'" in "\n".join(e.value.problems)

@@ -171,3 +171,26 @@ def test_image_runs_the_session_inside_apptainer(hub):
         message = r.json()["message"]
     assert "apptainer" in message and "ended before" in message
     assert not squeue_active("bob")
+
+
+def test_an_app_can_run_on_its_own_backend(hub_factory, dev_slurm):
+    """A lightweight app (the future portal server) on `local` while sessions go to Slurm."""
+    hub = hub_factory(SLURM_HUB_CONFIG, backend="slurm", catalogue="""
+defaults: {memory: 1G}
+apps:
+  portal: {title: Portal, default_url: /lab, backend: local}
+experiments:
+  default: {title: Everyone, members: {everyone: true}, apps: [jupyter, portal]}
+""")
+    for name in ("jupyter", "portal"):
+        assert hub.request_server("erin", name).status_code in (201, 202)
+    for name in ("jupyter", "portal"):
+        hub.wait_ready("erin", name)
+    slurm_job = hub.spawner_state("erin", "jupyter")
+    local_job = hub.spawner_state("erin", "portal")
+    assert slurm_job["backend"] == "slurm" and slurm_job["job_id"] in squeue_active("erin")
+    assert local_job["backend"] == "local" and "." in local_job["job_id"]  # pid.starttime
+    assert local_job["job_id"] not in squeue_active("erin")
+    for name in ("jupyter", "portal"):
+        hub.stop_server("erin", name)
+    assert not squeue_active("erin")

@@ -84,6 +84,17 @@ class App(Strict):
     default_url: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
     description: str = ""
     icon: str | None = None
+    backend: Name | None = Field(None, description="run this app on another backend than the "
+                                 "hub's default, e.g. a portal server on `local`")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value):
+        from ink_spawner.backends import available_backends
+
+        if value is not None and value not in available_backends():
+            raise ValueError(f"unknown INK backend {value!r} (installed: {', '.join(sorted(available_backends()))})")
+        return value
 
 
 class Image(Strict):

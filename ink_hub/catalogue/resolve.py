@@ -113,10 +113,10 @@ class CatalogueResolver:
 
         routing = {}
         extra = {}
-        if spawner.backend == "slurm":
+        if spawner.backend_name == "slurm":
             r = exp.routing.slurm
             routing = dict(partition=r.partition, account=r.account, qos=r.qos)
-        elif spawner.backend == "htcondor":
+        elif spawner.backend_name == "htcondor":
             r = exp.routing.htcondor
             routing = dict(account=r.accounting_group)
             extra["requirements"] = r.requirements
