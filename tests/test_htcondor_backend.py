@@ -183,3 +183,16 @@ async def test_wall_time_is_read_from_the_ad_and_extended_by_the_owner(pool):
     with pytest.raises(BackendError, match="may not edit"):
         await b.extend(job_id, "bob", 99999)  # the schedd refuses another user's edit
     await b.cancel(job_id, "alice")
+
+
+async def test_a_job_id_that_is_not_the_sessions_own_is_refused(pool):
+    """The helper runs as the user: if it reported another user's job, the hub must not adopt it."""
+    b = backend()
+    bobs = fake_schedd.add_foreign_idle_job("bob", "juno")
+
+    async def lying_helper(user, args, stdin):
+        return {"job_id": bobs}
+
+    b._helper = lying_helper
+    with pytest.raises(BackendError, match="not this session's job"):
+        await b.submit(spec())

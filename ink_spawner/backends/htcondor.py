@@ -184,6 +184,13 @@ class HTCondorBackend(Backend):
         job_id = result.get("job_id", "")
         if not _JOB_ID_RE.match(job_id):
             raise BackendError(f"the submit helper returned no job id: {result!r}")
+        # The helper runs as the user, who could steer it: trust the id only if the schedd
+        # says that job is the user's own and tagged for this session.
+        cluster, proc = job_id.split(".")
+        ads = await asyncio.to_thread(self._query_ads, f"ClusterId == {int(cluster)} && ProcId == {int(proc)}",
+                                      ["Owner", "InkServer"])
+        if not ads or ads[0].get("Owner") != spec.user or ads[0].get("InkServer") != spec.tags.get("server", spec.name):
+            raise BackendError(f"job {job_id} reported by the submit helper is not this session's job")
         return job_id
 
     async def cancel(self, job_id: str, user: str) -> None:
@@ -229,6 +236,13 @@ class HTCondorBackend(Backend):
         if self._schedd_obj is None:
             self._schedd_obj = open_schedd(self.schedd_class, self.schedd_name)
         return self._schedd_obj
+
+    def _query_ads(self, constraint: str, projection: list[str]) -> list:
+        try:
+            return list(self._schedd().query(constraint=constraint, projection=projection))
+        except Exception as e:
+            self._schedd_obj = None
+            raise BackendError(f"The HTCondor schedd did not answer: {e}") from None
 
     def _query_schedd(self) -> list:
         try:
