@@ -1,6 +1,13 @@
-"""ink_files_ext: the file manager and web shell, a jupyter-server ExtensionApp (job/portal side).
+"""ink_files_ext: INK's user-side pages, a jupyter-server ExtensionApp (job/portal side).
 
-Will hold the file manager page and API, previews (image, PDF, text, ROOT via JSROOT, FITS),
-share links, the EShell page on jupyter-server terminals, and storage adapters (POSIX, XRootD).
-It runs as the user, inside the user's own server, and never as anyone else.
+Now: the EShell page (``/ink/shell``): xterm.js on jupyter-server terminals. To come: the file
+manager page and API, previews (image, PDF, text, ROOT via JSROOT, FITS), share links, and
+storage adapters (POSIX, XRootD). It runs as the user, inside the user's own server, and never
+as anyone else. Imports nothing of the hub.
 """
+
+
+def _jupyter_server_extension_points():
+    from .app import InkFilesApp
+
+    return [{"module": "ink_files_ext.app", "app": InkFilesApp}]

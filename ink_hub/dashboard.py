@@ -116,6 +116,11 @@ class DashboardHandler(InkPageHandler):
                 apps.append({"name": name, "title": app.title, "description": app.description,
                              "choices": choices,
                              "spawn_url": url_path_join(self.hub.base_url, "spawn", user.escaped_name, name)})
+        shell_url = None
+        if any(a["name"] == "portal" for a in apps):
+            shell_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, "portal") + \
+                "?next=" + url_path_join(user.url, "portal", "ink", "shell")
+            apps = [a for a in apps if a["name"] != "portal"]  # a service, not an application
         sampler = sampler_for(user.spawner.backend_instance)
         sampler.start()
         overview = [{"group": group, "running": c["running"], "pending": c["pending"],
@@ -126,6 +131,7 @@ class DashboardHandler(InkPageHandler):
             site_name=cat.site.name,
             experiments=[cat.experiments[e].title for e in experiments],
             apps=apps,
+            shell_url=shell_url,
             sessions=session_rows(user, cat),
             usage_chart=bar_chart_svg(self._sessions_by_app()),
             overview=overview,

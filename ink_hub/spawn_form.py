@@ -42,6 +42,8 @@ class SpawnForm:
                       for name, app in self.catalogue.apps.items()])
         cat = self.catalogue
         app = spawner.app_info()
+        if app.name in cat.apps and not cat.apps[app.name].form:
+            return ""  # starts at once with the experiment's defaults
         username = spawner.user.name
         hub_groups = {g.name for g in getattr(spawner.user, "groups", [])}
         allowed = await self.resolver.experiments_for(username, hub_groups)

@@ -165,3 +165,67 @@ def test_a_link_from_another_site_cannot_start_a_session(browser, hub):
     assert alice.locator("#ink-experiment").count() == 1  # the menu is shown instead
     assert set(squeue_active("alice")) == before
     assert (hub.server("alice", "second") or {}).get("ready") is not True
+
+
+def test_eshell_from_the_panel_runs_commands_and_keeps_its_settings(browser, hub, tmp_path):
+    """EShell: the portal server starts at once on the local backend (no queue, no form) and its
+    page is an xterm.js terminal on jupyter-server's terminals."""
+    alice = login(browser, hub, "alice")
+    alice.click("#ink-service-eshell")
+    alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=60_000)
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+    assert hub.spawner_state("alice", "portal")["backend"] == "local"
+    assert not [j for j in squeue_active("alice")]  # nothing went to the batch queue
+    alice.locator("#ink-terminal").click()
+    alice.keyboard.type("echo $((6*7))")
+    alice.keyboard.press("Enter")
+    alice.wait_for_function(
+        "() => { const b = window.inkTerminal.buffer.active; const lines = [];"
+        " for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true));"
+        " return lines.some(l => l.trim() === '42'); }", timeout=15_000)
+    # TERM and the window size reach the shell (what tmux, htop and vim need)
+    alice.keyboard.type("echo term=$TERM; stty size")
+    alice.keyboard.press("Enter")
+    rows, cols = alice.evaluate("[window.inkTerminal.rows, window.inkTerminal.cols]")
+    alice.wait_for_function(
+        "([rows, cols]) => { const b = window.inkTerminal.buffer.active; const lines = [];"
+        " for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true).trim());"
+        " return lines.some(l => l.startsWith('term=xterm')) && lines.includes(rows + ' ' + cols); }",
+        arg=[rows, cols], timeout=15_000)
+    # theme and font size are kept across a reload
+    alice.select_option("#ink-theme", "light")
+    alice.fill("#ink-font-size", "18")
+    alice.locator("#ink-font-size").dispatch_event("change")
+    shot(alice, tmp_path, "eshell.png")
+    alice.reload()
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+    assert alice.locator("#ink-theme").input_value() == "light"
+    assert alice.locator("#ink-font-size").input_value() == "18"
+    assert alice.evaluate("window.inkTerminal.options.fontSize") == 18
+    assert alice.evaluate("document.body.className") == "light"
+    hub.stop_server("alice", "portal")
+
+
+def test_terminal_websocket_refuses_another_user_and_cross_origin(browser, hub):
+    """The terminals behind EShell are jupyter-server's, behind the hub's OAuth: another user's
+    token is refused, and a websocket opened with the user's cookies from another origin (what
+    a cross-site page could do) is refused too."""
+    import requests
+    import websocket  # websocket-client, a test dependency
+
+    bob = hub.user_token("bob")
+    alice = login(browser, hub, "alice")
+    alice.click("#ink-service-eshell")
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=60_000)
+    r = requests.post(f"{hub.url}/user/alice/portal/api/terminals",
+                      headers={"Authorization": f"token {bob}"}, timeout=10, allow_redirects=False)
+    assert r.status_code in (302, 403)
+    name = requests.get(f"{hub.url}/user/alice/portal/api/terminals",
+                        headers={"Authorization": f"token {hub.user_token('alice')}"}, timeout=10).json()[0]["name"]
+    cookies = "; ".join(f"{c['name']}={c['value']}" for c in alice.context.cookies())
+    ws_url = f"{hub.url.replace('http', 'ws')}/user/alice/portal/terminals/websocket/{name}"
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(ws_url, cookie=cookies, origin="http://evil.example", timeout=10)
+    same_site = websocket.create_connection(ws_url, cookie=cookies, origin=hub.url, timeout=10)
+    same_site.close()
+    hub.stop_server("alice", "portal")

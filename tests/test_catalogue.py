@@ -64,7 +64,8 @@ def test_hub_section_becomes_traitlets_config(tmp_path):
     c = Config()
     apply_site(c, site)
     assert c.InkSpawner.backend == "slurm" and c.SlurmBackend.poll_interval == 15
-    assert set(c.InkSpawner.apps) == {"jupyter"}
+    assert set(c.InkSpawner.apps) == {"jupyter", "portal"}
+    assert c.InkSpawner.apps["portal"]["backend"] == "local"
     assert callable(c.InkSpawner.resolver)
 
 

@@ -24,7 +24,7 @@ experiments:
   juno:
     title: JUNO
     members: {{groups: [juno]}}
-    apps: [jupyter, second]
+    apps: [jupyter, second, portal]
     limits: {{cpus: 4}}
     routing: {{slurm: {{partition: debug, account: juno}}}}
     setup: {SETUP_DIR}/juno-setup.sh

@@ -86,6 +86,8 @@ class App(Strict):
     icon: str | None = None
     backend: Name | None = Field(None, description="run this app on another backend than the "
                                  "hub's default, e.g. a portal server on `local`")
+    form: bool = Field(True, description="show the spawn menu first; false for servers that start "
+                       "at once with the experiment's defaults (the portal)")
 
     @field_validator("backend")
     @classmethod
