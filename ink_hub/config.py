@@ -21,6 +21,7 @@ from . import dashboard, session_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .spawn_form import SpawnForm
+from .ssh_ca import SSHCertificateAuthority
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +64,13 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
 def apply_site(c, site: SiteConfig) -> None:
     """Wire a validated site configuration into the hub's config."""
     catalogue = site.catalogue
-    resolver = CatalogueResolver(catalogue)
+    ssh_ca = None
+    if catalogue.site.login_nodes:
+        # the CA's settings come from the hub: section (SSHCertificateAuthority.key_file, ...)
+        ssh_ca = SSHCertificateAuthority(config=Config(site.hub_config))
+        if not ssh_ca.key_file:
+            ssh_ca.key_file = os.path.join(os.getcwd(), "ink-ssh-user-ca")
+    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca)
     form = SpawnForm(resolver)
     c.InkSpawner.resolver = resolver
     c.InkSpawner.options_form = form.render

@@ -137,6 +137,27 @@ def install_kernels() -> None:
         p for p in (root, os.environ.get("JUPYTER_PATH", "")) if p)
 
 
+def install_ssh_credentials() -> None:
+    """Move the SSH key and certificate the hub minted for EShell out of the environment into
+    ~/.ink/ssh (0700 directory, 0600 files), with the login nodes' host keys in known_hosts."""
+    key = os.environ.pop("INK_SSH_KEY", None)
+    cert = os.environ.pop("INK_SSH_CERT", None)
+    if not key or not cert:
+        return
+    directory = os.path.join(os.path.expanduser("~"), ".ink", "ssh")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    nodes = json.loads(os.environ.get("INK_LOGIN_NODES") or "{}")
+    known = [f"[{n['host']}]:{n['port']} {n['host_key']}" for n in nodes.values() if n.get("host_key")]
+    for name, text in (("id_ink", key), ("id_ink-cert.pub", cert), ("known_hosts", "\n".join(known) + "\n")):
+        path = os.path.join(directory, name)
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    os.environ["INK_SSH_DIR"] = directory
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ink-session",
@@ -156,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         parser.error(f"cannot read the session environment from $INK_ENV_FILE: {e}")
     install_kernels()
+    if "INK_SSH_KEY" in os.environ:
+        install_ssh_credentials()
+        # /proc/PID/environ keeps the environment a process was started with: start again
+        # without the key, so it is only in the 0600 file
+        os.execv(sys.executable, [sys.executable, "-m", "ink_spawner.session", *(argv if argv is not None else sys.argv[1:])])
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no server command given")

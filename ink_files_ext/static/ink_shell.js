@@ -52,10 +52,23 @@
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
 
+  // ?node=NAME (or the selector) opens the shell on a login node through ssh
+  const nodeSelect = document.getElementById("ink-node");
+  const wantedNode = new URLSearchParams(location.search).get("node") || "";
+  if (nodeSelect) {
+    nodeSelect.value = wantedNode;
+    nodeSelect.addEventListener("change", () => {
+      const url = new URL(location.href);
+      if (nodeSelect.value) url.searchParams.set("node", nodeSelect.value); else url.searchParams.delete("node");
+      location.href = url.toString();
+    });
+  }
+
   async function start() {
-    const r = await fetch(config.base_url + "api/terminals", {
+    const node = nodeSelect ? nodeSelect.value : "";
+    const r = await fetch(config.base_url + (node ? "ink/api/shell/login" : "api/terminals"), {
       method: "POST", headers: {"X-XSRFToken": config.xsrf, "Content-Type": "application/json"},
-      body: JSON.stringify({}), credentials: "same-origin"});
+      body: JSON.stringify(node ? {node: node} : {}), credentials: "same-origin"});
     if (!r.ok) { status.textContent = "cannot start a terminal (HTTP " + r.status + ")"; return; }
     const name = (await r.json()).name;
     const url = new URL(config.base_url + "terminals/websocket/" + encodeURIComponent(name), location.href);

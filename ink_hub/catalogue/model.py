@@ -60,6 +60,17 @@ class Resources(Strict):
         return Resources(**data)
 
 
+class LoginNode(Strict):
+    """A login node EShell can open a password-free SSH session to."""
+
+    title: str
+    host: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+    port: int = Field(22, ge=1, le=65535)
+    host_key: str | None = Field(None, pattern=r"^(ssh|ecdsa)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+$",
+                                 description="the node's public host key; without it the first "
+                                 "connection trusts what the node presents")
+
+
 class WalltimeExtension(Strict):
     """Activity-aware wall time: active sessions get more time before the scheduler ends them."""
 
@@ -77,6 +88,7 @@ class Site(Strict):
     logo: str | None = Field(None, description="path of a logo image on the hub host")
     max_sessions_per_user: int = Field(4, ge=1, le=100)
     walltime_extension: WalltimeExtension | None = None
+    login_nodes: dict[Name, LoginNode] = Field(default_factory=dict)
 
 
 class App(Strict):
@@ -88,6 +100,8 @@ class App(Strict):
                                  "hub's default, e.g. a portal server on `local`")
     form: bool = Field(True, description="show the spawn menu first; false for servers that start "
                        "at once with the experiment's defaults (the portal)")
+    ssh_certificate: bool = Field(False, description="give the session a short-lived SSH user "
+                                  "certificate for the site's login nodes (EShell)")
 
     @field_validator("backend")
     @classmethod

@@ -46,8 +46,9 @@ def unix_groups(username: str) -> set[str]:
 class CatalogueResolver:
     """Callable resolver bound to one validated catalogue."""
 
-    def __init__(self, catalogue: Catalogue):
+    def __init__(self, catalogue: Catalogue, ssh_ca=None):
         self.catalogue = catalogue
+        self.ssh_ca = ssh_ca  # SSHCertificateAuthority, when the site has login nodes
 
     # ---- who may use what -------------------------------------------------------------------
 
@@ -127,6 +128,13 @@ class CatalogueResolver:
             env["INK_SETUP_SCRIPT"] = exp.setup
         if exp.kernels:
             env["INK_KERNELS"] = json.dumps({k: v.model_dump() for k, v in exp.kernels.items()})
+        app_entry = self.catalogue.apps.get(app.name)
+        if self.ssh_ca is not None and app_entry is not None and app_entry.ssh_certificate:
+            unix_user = spawner.user.name
+            key, cert = await asyncio.to_thread(self.ssh_ca.mint, unix_user)
+            env["INK_SSH_KEY"], env["INK_SSH_CERT"] = key, cert
+            env["INK_LOGIN_NODES"] = json.dumps(
+                {n: node.model_dump() for n, node in self.catalogue.site.login_nodes.items()})
         try:
             return await spawner.make_jobspec(app=app, image=image_path, extra_env=env,
                                               **resources, **routing, **extra)
