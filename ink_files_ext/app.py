@@ -100,6 +100,14 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
+    def initialize_settings(self):
+        # A server the hub gave an idle timeout (the portal) stops itself when nobody uses it:
+        # jupyter-server's own check (no kernels, no terminals, no requests), once a minute.
+        timeout = os.environ.get("INK_IDLE_TIMEOUT", "")
+        if timeout.isdigit() and int(timeout) > 0:
+            self.serverapp.shutdown_no_activity_timeout = int(timeout)
+            self.log.info("INK: this server stops after %s s without activity", timeout)
+
     def initialize_handlers(self):
         self.handlers.extend([(r"/ink/shell/?", ShellPageHandler),
                               (r"/ink/api/shell/login", LoginTerminalHandler)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 import requests
@@ -194,3 +195,21 @@ experiments:
     for name in ("jupyter", "portal"):
         hub.stop_server("erin", name)
     assert not squeue_active("erin")
+
+
+def test_portal_stops_itself_when_idle(hub_factory, unix_users):
+    """An app with an idle timeout (the portal) ends on its own; the hub notices and cleans up.
+    jupyter-server checks for inactivity once a minute, so this takes about a minute."""
+    hub = hub_factory("c.LocalBackend.poll_interval = 1\nc.InkSpawner.poll_interval = 1\n", catalogue="""
+apps:
+  portal: {title: Portal, default_url: /ink/shell, backend: local, form: false, idle_timeout: "0:01:00"}
+experiments:
+  default: {title: Everyone, members: {everyone: true}, apps: [jupyter, portal]}
+""")
+    hub.start_and_wait("bob", "portal")
+    output = hub.spawner_state("bob", "portal")["job_output"]
+    started = time.monotonic()
+    hub.wait_stopped("bob", "portal", timeout=150)
+    assert time.monotonic() - started >= 55  # not before the timeout
+    text = open(output).read()
+    assert "stops after 60 s without activity" in text and "shutting down" in text

@@ -102,6 +102,10 @@ class App(Strict):
                        "at once with the experiment's defaults (the portal)")
     ssh_certificate: bool = Field(False, description="give the session a short-lived SSH user "
                                   "certificate for the site's login nodes (EShell)")
+    idle_timeout: str | None = Field(None, description="the server stops itself after this long "
+                                     "with no activity, kernels or terminals (e.g. the portal)")
+
+    _check_idle = field_validator("idle_timeout")(lambda cls, v: v if v is None else _walltime(v))
 
     @field_validator("backend")
     @classmethod
