@@ -188,7 +188,7 @@ class HTCondorBackend(Backend):
         # says that job is the user's own and tagged for this session.
         cluster, proc = job_id.split(".")
         ads = await asyncio.to_thread(self._query_ads, f"ClusterId == {int(cluster)} && ProcId == {int(proc)}",
-                                      ["Owner", "InkServer"])
+                                      ["Owner", "InkServer"], "job check")
         if not ads or ads[0].get("Owner") != spec.user or ads[0].get("InkServer") != spec.tags.get("server", spec.name):
             raise BackendError(f"job {job_id} reported by the submit helper is not this session's job")
         return job_id
@@ -206,25 +206,18 @@ class HTCondorBackend(Backend):
         await self._helper(user, ["extend", job_id, str(int(time_limit_s))], "")
 
     async def query(self, job_ids: set[str]) -> dict[str, JobStatus]:
-        ads = await asyncio.to_thread(self._query_schedd)
+        ads = await asyncio.to_thread(self._query_ads, QUERY_CONSTRAINT, PROJECTION, "status")
         return statuses_from_ads(ads, job_ids)
 
     async def queue_summary(self) -> dict[str, dict[str, int]]:
-        ads = await asyncio.to_thread(self._query_schedd_summary)
+        ads = await asyncio.to_thread(self._query_ads, "JobStatus == 1 || JobStatus == 2",
+                                      ["AcctGroup", "JobStatus"], "summary")
         summary: dict[str, dict[str, int]] = {}
         for ad in ads:
             group = str(ad.get("AcctGroup") or "(no group)")
             counts = summary.setdefault(group, {"running": 0, "pending": 0})
             counts["running" if ad.get("JobStatus") == RUNNING else "pending"] += 1
         return summary
-
-    def _query_schedd_summary(self) -> list:
-        try:
-            return list(self._schedd().query(constraint="JobStatus == 1 || JobStatus == 2",
-                                             projection=["AcctGroup", "JobStatus"]))
-        except Exception as e:
-            self._schedd_obj = None
-            raise BackendError(f"The HTCondor schedd did not answer the summary query: {e}") from None
 
     # ---- helpers ----------------------------------------------------------------------------
 
@@ -237,19 +230,13 @@ class HTCondorBackend(Backend):
             self._schedd_obj = open_schedd(self.schedd_class, self.schedd_name)
         return self._schedd_obj
 
-    def _query_ads(self, constraint: str, projection: list[str]) -> list:
+    def _query_ads(self, constraint: str, projection: list[str], what: str) -> list:
+        """One Schedd.query (blocking: called in a thread)."""
         try:
             return list(self._schedd().query(constraint=constraint, projection=projection))
-        except Exception as e:
-            self._schedd_obj = None
-            raise BackendError(f"The HTCondor schedd did not answer: {e}") from None
-
-    def _query_schedd(self) -> list:
-        try:
-            return list(self._schedd().query(constraint=QUERY_CONSTRAINT, projection=PROJECTION))
         except Exception as e:  # the bindings raise HTCondorException and friends
             self._schedd_obj = None
-            raise BackendError(f"The HTCondor schedd did not answer the status query: {e}") from None
+            raise BackendError(f"The HTCondor schedd did not answer the {what} query: {e}") from None
 
     async def _helper(self, user: str, args: list[str], stdin: str) -> dict:
         argv = [*self.as_user(user), self.submit_helper, "--schedd-class", self.schedd_class,
