@@ -334,12 +334,7 @@ def main() -> int:
         C.protect_cleanup()
         for kind, hub in hubs.items():
             if hub.proc is not None:
-                try:
-                    if get_server(hub.session, hub) is not None:
-                        hub.api("DELETE", f"/users/{USER}/servers/{SERVER}", timeout=60)
-                        hub.wait_stopped(USER, SERVER, timeout=60)
-                except Exception as e:  # noqa: BLE001
-                    log(f"cleanup: stopping {kind} server: {e}")
+                recover(kind, hub, tracker)
             C.stop_hub(hub)
         left = tracker.cancel_leftovers()
         left = left or tracker.active()

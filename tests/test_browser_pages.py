@@ -52,6 +52,14 @@ def browser():
         b.close()
 
 
+def wait_for_terminal(page, condition: str, arg=None, timeout: float = 15_000) -> None:
+    """Wait until a JS condition over ``lines`` (the EShell buffer, trimmed) and ``arg`` holds."""
+    page.wait_for_function(
+        "(arg) => { const b = window.inkTerminal.buffer.active; const lines = [];"
+        " for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true).trim());"
+        f" return {condition}; }}", arg=arg, timeout=timeout)
+
+
 def login(browser, hub, user):
     page = browser.new_context().new_page()
     page.goto(f"{hub.url}/hub/login")
@@ -179,19 +187,13 @@ def test_eshell_from_the_panel_runs_commands_and_keeps_its_settings(browser, hub
     alice.locator("#ink-terminal").click()
     alice.keyboard.type("echo $((6*7))")
     alice.keyboard.press("Enter")
-    alice.wait_for_function(
-        "() => { const b = window.inkTerminal.buffer.active; const lines = [];"
-        " for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true));"
-        " return lines.some(l => l.trim() === '42'); }", timeout=15_000)
+    wait_for_terminal(alice, "lines.includes('42')")
     # TERM and the window size reach the shell (what tmux, htop and vim need)
     alice.keyboard.type("echo term=$TERM; stty size")
     alice.keyboard.press("Enter")
     rows, cols = alice.evaluate("[window.inkTerminal.rows, window.inkTerminal.cols]")
-    alice.wait_for_function(
-        "([rows, cols]) => { const b = window.inkTerminal.buffer.active; const lines = [];"
-        " for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true).trim());"
-        " return lines.some(l => l.startsWith('term=xterm')) && lines.includes(rows + ' ' + cols); }",
-        arg=[rows, cols], timeout=15_000)
+    wait_for_terminal(alice, "lines.some(l => l.startsWith('term=xterm')) && lines.includes(arg[0] + ' ' + arg[1])",
+                      arg=[rows, cols])
     # theme and font size are kept across a reload
     alice.select_option("#ink-theme", "light")
     alice.fill("#ink-font-size", "18")

@@ -124,7 +124,7 @@ def test_ca_key_is_private_and_a_readable_one_is_refused(tmp_path):
 def test_eshell_opens_the_login_node_without_a_password(login_node, hub_factory, unix_users):
     """The whole path: the hub mints a certificate into alice's portal session at start, and
     EShell's "Open on login1" runs ssh with it, in real Chromium."""
-    from .test_browser_pages import BROWSER_ARGS, CHROMIUM, login
+    from .test_browser_pages import BROWSER_ARGS, CHROMIUM, login, wait_for_terminal
 
     hub = hub_factory(catalogue=f"""
 site:
@@ -145,18 +145,13 @@ hub:
         page.select_option("#ink-node", "login1")
         page.wait_for_url("**/ink/shell?node=login1")
         page.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
-        page.wait_for_function(  # sshd's banner: logged in with the certificate, no password asked
-            "() => { const b = window.inkTerminal.buffer.active;"
-            " for (let i = 0; i < b.length; i++) if (b.getLine(i).translateToString(true).includes('Debian GNU/Linux')) return true;"
-            " return false; }", timeout=20_000)
+        # sshd's banner: logged in with the certificate, no password asked
+        wait_for_terminal(page, "lines.some(l => l.includes('Debian GNU/Linux'))", timeout=20_000)
         page.locator("#ink-terminal").click()
         page.keyboard.type("echo on-$(whoami)-at-login")
         page.keyboard.press("Enter")
-        page.wait_for_function(
-            "() => { const b = window.inkTerminal.buffer.active;"
-            " for (let i = 0; i < b.length; i++) { const l = b.getLine(i).translateToString(true);"
-            "   if (l.includes('on-alice-at-login') && !l.includes('whoami')) return true; }"
-            " return false; }", timeout=20_000)
+        wait_for_terminal(page, "lines.some(l => l.includes('on-alice-at-login') && !l.includes('whoami'))",
+                          timeout=20_000)
         browser.close()
     # the credentials are private files of alice, and not in the server's environment
     home = pwd.getpwnam("alice").pw_dir
