@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
-from traitlets import Dict, Int, List, default, validate
+from traitlets import Bool, Dict, Int, List, default, validate
 
 from .files.handlers import file_handlers
 from .files.page import page_handlers
 from .files.roots import Root, Roots
+from .files.share_handlers import share_handlers
+from .files.shares import ShareStore
 from .files.uploads import Uploads
 from .shell import shell_handlers
 
@@ -84,6 +86,16 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
             raise ValueError("max_upload_size: 0 (no limit) or a number of bytes")
         return proposal["value"]
 
+    allow_anonymous_shares = Bool(
+        help="""Share links may be marked "anyone with the link" (no login). The hub's own setting
+        (catalogue ``site.anonymous_shares``) must allow it too; it passes it here as
+        ``INK_ANONYMOUS_SHARES``.""",
+    ).tag(config=True)
+
+    @default("allow_anonymous_shares")
+    def _anonymous_from_hub(self):
+        return os.environ.get("INK_ANONYMOUS_SHARES") == "1"
+
     def make_roots(self) -> Roots:
         extra = []
         for entry in self.storage_roots:
@@ -103,7 +115,9 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
         self.settings.update({
             "ink_files_roots": self.make_roots(),
             "ink_files_uploads": Uploads(self.max_upload_size),
+            "ink_files_shares": ShareStore(os.path.expanduser("~/.ink/shares.json")),
+            "ink_files_anonymous_shares": self.allow_anonymous_shares,
         })
 
     def initialize_handlers(self):
-        self.handlers.extend(shell_handlers() + file_handlers() + page_handlers())
+        self.handlers.extend(shell_handlers() + file_handlers() + page_handlers() + share_handlers())

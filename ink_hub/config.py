@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import dashboard, session_api
+from . import dashboard, session_api, shares
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .spawn_form import SpawnForm
@@ -76,6 +76,7 @@ def apply_site(c, site: SiteConfig) -> None:
     c.InkSpawner.options_form = form.render
     c.InkSpawner.options_from_form = form.parse
     c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver))
+    c.JupyterHub.extra_handlers.extend(shares.handlers(allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
         c.InkSpawner.extend_walltime_by = extension.extend_by

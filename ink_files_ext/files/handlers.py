@@ -140,6 +140,9 @@ class DownloadHandler(FilesHandlerMixin, JupyterHandler, web.StaticFileHandler):
             return "text/plain; charset=utf-8" if mime.startswith("text/") else "application/octet-stream"
         return mime
 
+    def write_error(self, status_code: int, **kwargs) -> None:
+        APIHandler.write_error(self, status_code, **kwargs)  # JSON, like the rest of the API
+
     def set_extra_headers(self, path):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-cache")
