@@ -31,7 +31,7 @@ def _png_gray(pixels) -> bytes:
 
 def _image_of(data):
     import numpy as np
-    from astropy.visualization import ImageNormalize, LinearStretch, ZScaleInterval
+    from astropy.visualization import ZScaleInterval
 
     while data.ndim > 2:  # cubes: the first plane
         data = data[0]
@@ -41,8 +41,9 @@ def _image_of(data):
     if not finite.any():
         return np.zeros(data.shape, dtype="uint8")
     data = np.where(finite, data, np.nanmin(data[finite]))
-    norm = ImageNormalize(data, interval=ZScaleInterval(), stretch=LinearStretch(), clip=True)
-    return (np.nan_to_num(norm(data).filled(0)) * 255).astype("uint8")
+    low, high = ZScaleInterval().get_limits(data)
+    scaled = np.clip((data - low) / ((high - low) or 1.0), 0.0, 1.0)
+    return (scaled * 255).astype("uint8")
 
 
 def preview(path: str, hdu: int | None = None) -> dict:

@@ -30,6 +30,8 @@ def storage_error(e: OSError, path: str) -> FilesError:
         return FilesError(507, f"disk quota exceeded writing {path}")
     if e.errno in (errno.EACCES, errno.EPERM):
         return FilesError(403, f"permission denied writing {path}")
+    if e.errno == errno.ENOENT:
+        return FilesError(404, f"path: the folder {os.path.dirname(path)} does not exist")
     if e.errno == errno.EROFS:
         return FilesError(403, f"{path} is on a read-only file system")
     return FilesError(500, f"cannot write {path}: {e.strerror}")
