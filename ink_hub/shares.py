@@ -44,7 +44,7 @@ class ShareRelayHandler(BaseHandler):
         visitor = self.current_user
         if visitor is None:
             if not self.allow_anonymous:
-                self.redirect(url_path_join(self.hub.base_url, "login") + "?next=" + quote(self.request.uri, safe=""))
+                self._to_login()
                 return
             viewer = "anonymous"
         else:
@@ -64,11 +64,20 @@ class ShareRelayHandler(BaseHandler):
         if wanted:
             start = int(wanted.group(1))
             end = int(wanted.group(2)) if wanted.group(2) else None
-        first = await self._fetch(url, headers, start, end)
+        try:
+            first = await self._fetch(url, headers, start, end)
+        except web.HTTPError as e:
+            if viewer == "anonymous" and e.status_code == 403:
+                self._to_login()  # the share is for logged-in users only
+                return
+            raise
         if first.headers.get("Content-Type", "").startswith("application/json"):
             await self._render_listing(json.loads(first.body), owner_name, token)
             return
         await self._relay_file(url, headers, first, start, end, bool(wanted))
+
+    def _to_login(self):
+        self.redirect(url_path_join(self.hub.base_url, "login") + "?next=" + quote(self.request.uri, safe=""))
 
     async def _running_portal(self, owner):
         spawner = owner.spawners.get(self.portal) if self.portal in owner.orm_spawners else None

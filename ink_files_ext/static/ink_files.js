@@ -148,11 +148,13 @@
         const img = el("img", {alt: entry.name, src: downloadUrl(entry.path, true)});
         body.replaceChildren(img);
       } else if (kind === "text") {
-        const r = await fetch(downloadUrl(entry.path, true), {headers: {Range: "bytes=0-1048575"}, credentials: "same-origin"});
+        const r = await fetch(downloadUrl(entry.path, true), {headers: {Range: "bytes=0-1048575", "X-XSRFToken": config.xsrf}, credentials: "same-origin"});
         if (!r.ok) throw new Error("HTTP " + r.status);
         const text = await r.text();
         const code = el("code", {});
         code.textContent = text;
+        const ext = (entry.name.match(/\.([A-Za-z0-9]+)$/) || [])[1];
+        if (window.hljs && ext && window.hljs.getLanguage(ext)) code.className = "language-" + ext.toLowerCase();
         if (window.hljs && text.length < 512 * 1024) window.hljs.highlightElement(code);
         const parts = [el("pre", {}, code)];
         if (entry.size > 1048576) parts.unshift(el("p", {}, "First 1 MiB of " + humanSize(entry.size) + " shown."));
@@ -160,7 +162,8 @@
       } else if (kind === "pdf") {
         const pdfjs = await import(config.vendor["pdf.min.mjs"]);
         pdfjs.GlobalWorkerOptions.workerSrc = config.vendor["pdf.worker.min.mjs"];
-        const doc = await pdfjs.getDocument({url: downloadUrl(entry.path, true), withCredentials: true}).promise;
+        const doc = await pdfjs.getDocument({url: downloadUrl(entry.path, true), withCredentials: true,
+                                           httpHeaders: {"X-XSRFToken": config.xsrf}}).promise;
         body.replaceChildren(el("p", {}, doc.numPages + " page(s)"));
         for (let i = 1; i <= Math.min(doc.numPages, 20); i++) {
           const page = await doc.getPage(i);
@@ -310,12 +313,12 @@
     $("#ink-share-url").select();
   }
   async function listShares() {
-    const r = await fetch(shareApi, {credentials: "same-origin"});
+    const r = await fetch(shareApi, {credentials: "same-origin", headers: {"X-XSRFToken": config.xsrf}});
     const data = await r.json();
     const body = $("#ink-shares-table tbody");
     body.replaceChildren();
     for (const s of data.shares) {
-      const revoke = el("button", {class: "danger"}, "Revoke");
+      const revoke = el("button", {type: "button", class: "danger"}, "Revoke");
       revoke.addEventListener("click", async (ev) => {
         ev.preventDefault();
         await fetch(shareApi + "/" + encodeURIComponent(s.id), {method: "DELETE", credentials: "same-origin",
