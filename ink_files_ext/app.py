@@ -42,7 +42,8 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
         {"name": "CVMFS", "path": "/cvmfs", "read_only": true},
         {"name": "EOS (XRootD)", "url": "root://eos.example.org//eos/user"}]``.
         Nothing outside the home directory and these roots can be reached through the file
-        manager, symlinks included; a read-only root is never written through it.
+        manager, symlinks included; a read-only root is never written through it. XRootD roots
+        are listed and streamed (read-only).
         The hub passes the site catalogue's ``site.storage_roots`` here (``INK_STORAGE_ROOTS``).""",
     ).tag(config=True)
 
@@ -100,7 +101,7 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
         extra = []
         for entry in self.storage_roots:
             if "url" in entry:
-                extra.append(Root(entry["name"], "", bool(entry.get("read_only", True)), url=entry["url"]))
+                extra.append(Root(entry["name"], "", True, url=entry["url"]))  # listing and streaming only
             else:
                 extra.append(Root(entry["name"], os.path.realpath(entry["path"]), bool(entry.get("read_only", False))))
         return Roots(os.path.expanduser("~"), extra)

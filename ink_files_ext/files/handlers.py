@@ -13,6 +13,8 @@ import asyncio
 import json
 import mimetypes
 import os
+import posixpath
+import re
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
@@ -20,7 +22,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import iostream, web
 
-from . import operations
+from . import operations, xrootd
 from .listing import describe, list_directory
 from .roots import FilesError, Roots, check_name
 from .uploads import Uploads, parse_content_range
@@ -61,16 +63,27 @@ class ListHandler(FilesHandlerMixin, APIHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        target = self.roots.resolve(self.get_argument("path", "~"))
+        path = self.get_argument("path", "~")
         try:
-            offset = int(self.get_argument("offset", "0"))
-            limit = int(self.get_argument("limit", "200"))
+            options = dict(offset=int(self.get_argument("offset", "0")), limit=int(self.get_argument("limit", "200")),
+                           sort=self.get_argument("sort", "name"), order=self.get_argument("order", "asc"),
+                           name_filter=self.get_argument("filter", ""), hidden=self.get_argument("hidden", "0") == "1")
         except ValueError:
             raise FilesError(400, "offset, limit: whole numbers") from None
-        page = await self.in_thread(
-            list_directory, target.path, offset=offset, limit=limit,
-            sort=self.get_argument("sort", "name"), order=self.get_argument("order", "asc"),
-            name_filter=self.get_argument("filter", ""), hidden=self.get_argument("hidden", "0") == "1")
+        if path.startswith("root://"):
+            root, server, remote = xrootd.resolve(self.roots, path)
+            page = await self.in_thread(xrootd.list_directory, server, remote, **options)
+            page["root"] = root.as_json()
+            parent = posixpath.dirname(remote)
+            page["parent"] = None if f"{server}/{remote}" == root.url or remote == "/" else f"{server}/{parent}"
+            try:
+                xrootd.resolve(self.roots, page["parent"] or "")
+            except FilesError:
+                page["parent"] = None
+            self.finish(page)
+            return
+        target = self.roots.resolve(path)
+        page = await self.in_thread(list_directory, target.path, **options)
         page["writable"] = page["writable"] and target.writable
         page["root"] = target.root.as_json()
         parent = os.path.dirname(target.path)
@@ -82,7 +95,12 @@ class StatHandler(FilesHandlerMixin, APIHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        target = self.roots.resolve(self.get_argument("path", "~"))
+        path = self.get_argument("path", "~")
+        if path.startswith("root://"):
+            _, server, remote = xrootd.resolve(self.roots, path)
+            self.finish({**await self.in_thread(xrootd.stat, server, remote), "writable": False})
+            return
+        target = self.roots.resolve(path)
         try:
             entry = await self.in_thread(describe, target.path)
         except OSError as e:
@@ -116,7 +134,11 @@ class DownloadHandler(FilesHandlerMixin, JupyterHandler, web.StaticFileHandler):
     @authorized
     async def get(self, include_body: bool = True):
         self.check_xsrf_cookie()  # cookie requests must come from our own pages (Referer)
-        target = self.roots.resolve(self.get_argument("path", ""))
+        path = self.get_argument("path", "")
+        if path.startswith("root://"):
+            await self._xrootd_download(path, include_body)
+            return
+        target = self.roots.resolve(path)
         if not os.path.isfile(target.path):
             raise FilesError(400, f"path: {target.path} is not a file")
         if not os.access(target.path, os.R_OK):
@@ -130,6 +152,44 @@ class DownloadHandler(FilesHandlerMixin, JupyterHandler, web.StaticFileHandler):
 
     async def head(self):
         return await self.get(include_body=False)
+
+    async def _xrootd_download(self, url: str, include_body: bool) -> None:
+        """Stream an XRootD file (one byte range at most, like StaticFileHandler)."""
+        _, server, remote = xrootd.resolve(self.roots, url)
+        entry = await self.in_thread(xrootd.stat, server, remote)
+        if entry["type"] != "file":
+            raise FilesError(400, f"path: {url} is not a file")
+        size = entry["size"]
+        start, end = 0, size - 1
+        wanted = self.request.headers.get("Range")
+        if wanted:
+            match = re.match(r"^bytes=(\d*)-(\d*)$", wanted)
+            if not match or (not match.group(1) and not match.group(2)):
+                raise FilesError(416, "Range: one range, bytes=START-END")
+            if match.group(1):
+                start = int(match.group(1))
+                end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+            else:
+                start = max(0, size - int(match.group(2)))
+            if start > end:
+                self.set_header("Content-Range", f"bytes */{size}")
+                raise FilesError(416, "Range: outside the file")
+            self.set_status(206)
+            self.set_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self._target = remote
+        self.inline = self.get_argument("inline", "0") == "1"
+        self.set_header("Content-Type", self.get_content_type())
+        self.set_header("Content-Length", str(max(0, end - start + 1)))
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_extra_headers(remote)
+        if not self.inline:
+            self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(posixpath.basename(remote))}")
+        if include_body and size:
+            chunks = xrootd.read_range(server, remote, start, end)
+            while (chunk := await self.in_thread(next, chunks, None)) is not None:
+                self.write(chunk)
+                await self.flush()
+        self.finish()
 
     def validate_absolute_path(self, root: str, absolute_path: str) -> str:
         return self._target  # checked by Roots.resolve in get()

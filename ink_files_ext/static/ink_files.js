@@ -335,9 +335,8 @@
   // ---- wiring -------------------------------------------------------------------------------
   const rootsList = $("#ink-roots ul");
   for (const root of config.roots) {
-    if (root.kind !== "posix") continue;
     const a = el("a", {href: "#", "data-path": root.path}, root.name, " ",
-                 el("span", {class: "ro"}, root.read_only ? "read-only" : ""));
+                 el("span", {class: "ro"}, root.kind === "xrootd" ? "XRootD" : (root.read_only ? "read-only" : "")));
     a.addEventListener("click", (ev) => { ev.preventDefault(); load(root.path); });
     rootsList.append(el("li", {}, a));
   }
