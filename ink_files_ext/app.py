@@ -113,6 +113,18 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
         if timeout.isdigit() and int(timeout) > 0:
             self.serverapp.shutdown_no_activity_timeout = int(timeout)
             self.log.info("INK: this server stops after %s s without activity", timeout)
+        # One forgotten shell should not keep the server (and its resources) alive: jupyter-server's
+        # terminal manager ends terminals with no input or output for this long.
+        shell_timeout = os.environ.get("INK_SHELL_IDLE_TIMEOUT", "")
+        if shell_timeout.isdigit() and int(shell_timeout) > 0:
+            terminals = self.serverapp.config.TerminalManager
+            terminals.cull_inactive_timeout = int(shell_timeout)
+            terminals.cull_interval = max(1, min(60, int(shell_timeout) // 2))
+            manager = self.serverapp.web_app.settings.get("terminal_manager")
+            if manager is not None:  # the terminals extension loaded first
+                manager.cull_inactive_timeout = terminals.cull_inactive_timeout
+                manager.cull_interval = terminals.cull_interval
+            self.log.info("INK: shells end after %s s without input or output", shell_timeout)
         self.settings.update({
             "ink_files_roots": self.make_roots(),
             "ink_files_uploads": Uploads(self.max_upload_size),

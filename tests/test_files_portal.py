@@ -254,3 +254,62 @@ def test_share_relay_trusts_nothing_from_the_owner_server(hub, workdir):
     assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
     # the owner's server token never reaches the visitor
     assert token not in page.text and "token" not in " ".join(page.headers.values()).lower()
+
+
+def shell_lines(page) -> list[str]:
+    return page.evaluate("() => { const b = window.inkTerminal.buffer.active; const out = [];"
+                         " for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true).trim());"
+                         " return out; }")
+
+
+def wait_shell(page, predicate, timeout: float = 15) -> list[str]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = shell_lines(page)
+        if predicate(lines):
+            return lines
+        time.sleep(0.1)
+    raise AssertionError("terminal never showed it:\n" + "\n".join(shell_lines(page)[-15:]))
+
+
+def test_eshell_tabs_each_have_their_own_shell_and_tmux_outlives_its_tab(browser, hub):
+    import re
+    import time
+
+    alice = login(browser, hub, "alice")
+    alice.click("#ink-service-eshell")
+    alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=60_000)
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+    alice.locator("#ink-terminal").click()
+    alice.keyboard.type("echo pid=$$")
+    alice.keyboard.press("Enter")
+    first_pid = int(re.search(r"^pid=(\d+)$", "\n".join(wait_shell(alice, lambda ls: any(re.match(r"^pid=\d+$", l) for l in ls))), re.M).group(1))
+    # a second tab is a second shell
+    alice.click("#ink-new-tab")
+    alice.wait_for_function("window.inkShell.tabs().length === 2 && window.inkShell.tabs()[1].state === 'connected'")
+    alice.keyboard.type("echo pid=$$; tmux new -s ink-tab-test")
+    alice.keyboard.press("Enter")
+    lines = wait_shell(alice, lambda ls: any("[ink-tab-t" in l for l in ls))  # tmux's status line
+    assert f"pid={first_pid}" not in lines  # tab 2 shows its own buffer
+    names = [t["name"] for t in alice.evaluate("window.inkShell.tabs()")]
+    token = hub.user_token("alice")
+    listed = lambda: {t["name"] for t in requests.get(f"{hub.url}/user/alice/portal/api/terminals",  # noqa: E731
+                                                      headers={"Authorization": f"token {token}"}, timeout=10).json()}
+    assert set(names) <= listed()
+    # closing tab 1 ends its shell
+    alice.click(".ink-tab:nth-child(1) .ink-tab-close")
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{first_pid}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{first_pid}") and names[0] not in listed()
+    # closing tab 2 ends its shell, but the tmux session inside it lives on
+    alice.click(".ink-tab:nth-child(1) .ink-tab-close")
+    deadline = time.monotonic() + 10
+    while names[1] in listed() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert names[1] not in listed()
+    alive = subprocess.run(["runuser", "-u", "alice", "--", "tmux", "has-session", "-t", "ink-tab-test"])
+    assert alive.returncode == 0, "tmux should outlive the tab"
+    subprocess.run(["runuser", "-u", "alice", "--", "tmux", "kill-session", "-t", "ink-tab-test"])

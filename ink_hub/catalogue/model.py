@@ -124,7 +124,11 @@ class App(Strict):
     idle_timeout: str | None = Field(None, description="the server stops itself after this long "
                                      "with no activity, kernels or terminals (e.g. the portal)")
 
-    _check_idle = field_validator("idle_timeout")(lambda cls, v: v if v is None else _walltime(v))
+    shell_idle_timeout: str | None = Field(None, description="a web shell (EShell) with no input or "
+                                           "output for this long is ended (tmux sessions live on)")
+
+    _check_idle = field_validator("idle_timeout", "shell_idle_timeout")(
+        lambda cls, v: v if v is None else _walltime(v))
 
     @field_validator("backend")
     @classmethod

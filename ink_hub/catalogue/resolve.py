@@ -136,6 +136,8 @@ class CatalogueResolver:
         app_entry = self.catalogue.apps.get(app.name)
         if app_entry is not None and app_entry.idle_timeout:
             env["INK_IDLE_TIMEOUT"] = str(parse_walltime_s(app_entry.idle_timeout))
+        if app_entry is not None and app_entry.shell_idle_timeout:
+            env["INK_SHELL_IDLE_TIMEOUT"] = str(parse_walltime_s(app_entry.shell_idle_timeout))
         if self.ssh_ca is not None and app_entry is not None and app_entry.ssh_certificate:
             unix_user = spawner.user.name
             key, cert = await asyncio.to_thread(self.ssh_ca.mint, unix_user)
