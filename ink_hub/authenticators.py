@@ -23,7 +23,7 @@ from .kerberos import STATE_KEY, KerberosError, Ticket, kinit_password
 USERNAME_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
-class ExperimentMembersMixin(Authenticator):
+class InkAuthenticator(Authenticator):
     """Admit users who belong to at least one experiment of the site catalogue."""
 
     experiments_for = Callable(
@@ -58,7 +58,7 @@ NOT_ALLOWED = (
 )
 
 
-class InkOIDCAuthenticator(ExperimentMembersMixin, GenericOAuthenticator):
+class InkOIDCAuthenticator(InkAuthenticator, GenericOAuthenticator):
     """GenericOAuthenticator for a site's OpenID Connect provider (Keycloak, CILogon, ...).
 
     A claim (``groups`` by default) becomes the user's JupyterHub groups at every login and
@@ -66,8 +66,6 @@ class InkOIDCAuthenticator(ExperimentMembersMixin, GenericOAuthenticator):
     experiments. Tokens are kept in encrypted auth_state and refreshed with the refresh token
     (``refresh_pre_spawn``); they never reach the browser or the sessions.
     """
-
-    login_service = Unicode("Single sign-on", help="The name on the login button.").tag(config=True)
 
     group_map = Dict(
         Unicode(),
@@ -90,6 +88,10 @@ class InkOIDCAuthenticator(ExperimentMembersMixin, GenericOAuthenticator):
         current ticket under 'kerberos'); the returned ticket is kept in encrypted auth_state and
         reaches the user's sessions. See the Kerberos admin page for examples.""",
     ).tag(config=True)
+
+    @default("login_service")
+    def _login_service_default(self):
+        return "single sign-on"  # the button reads "Sign in with single sign-on"
 
     @default("manage_groups")
     def _manage_groups_default(self):
@@ -146,7 +148,7 @@ class InkOIDCAuthenticator(ExperimentMembersMixin, GenericOAuthenticator):
         return auth_model
 
 
-class KerberosAuthenticator(ExperimentMembersMixin, Authenticator):
+class KerberosAuthenticator(InkAuthenticator, Authenticator):
     """Log in with a Kerberos password; the ticket obtained is kept for the user's sessions.
 
     The password goes to the KDC only (never stored, never on a command line). The ticket-

@@ -108,7 +108,7 @@ def log(message: str) -> None:
     print(f"ink-session: {message}", flush=True)
 
 
-def activate(api_url: str, token: str) -> Refresher | None:
+def activate(api_url: str | None, token: str | None) -> Refresher | None:
     """In the re-executed ink-session: start refreshing the ccache and remove it at exit."""
     directory = os.environ.get(ENV_DIR)
     ccname = os.environ.get("KRB5CCNAME", "")
@@ -120,7 +120,7 @@ def activate(api_url: str, token: str) -> Refresher | None:
     except ValueError:
         interval = 0
     log(f"Kerberos credential cache in {directory} (mode 0600)")
-    if interval <= 0:
+    if interval <= 0 or not api_url or not token:
         return None
     refresher = Refresher(api_url, token, ccname[len("FILE:"):], interval)
     refresher.start()

@@ -192,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no server command given")
     api_url = os.environ.get("JUPYTERHUB_API_URL")
     token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    credentials.activate(api_url, token)  # refresh the ticket, remove it at exit
     if not api_url or not token:
         parser.error("JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN must be set (by the hub)")
 
-    credentials.activate(api_url, token)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     port = free_port(args.ip)
     # The server reads address and port from JUPYTERHUB_SERVICE_URL: not on its command line,
