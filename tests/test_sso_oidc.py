@@ -20,6 +20,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from .harness import REPO, Hub, free_port
+from .test_kerberos import kdc  # noqa: F401  (fixture: a real MIT KDC)
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.oidc]
 
@@ -256,3 +257,56 @@ def test_logout_ends_the_hub_session_and_the_providers(sso, browser):
     page.click("text=Sign in with IHEP SSO")
     page.wait_for_url(f"{provider.url}/interaction/**")
     assert page.locator("input[name=login]").count() == 1
+
+
+@pytest.mark.kdc
+def test_sso_user_gets_a_kerberos_ticket_from_the_site_hook(kdc, browser, unix_users, tmp_path):  # noqa: F811
+    """The documented site hook (kerberos_ticket_hook) gives an SSO user a ticket, here from a
+    keytab a credential service would hold; the user's session finds it with klist."""
+    from .test_kerberos import REALM, run_in_session
+
+    keytab = tmp_path / "alice.keytab"
+    kdc.addprinc(f"alice@{REALM}", "alice-sso-krb")
+    kdc.extract_keytab(f"alice@{REALM}", str(keytab))
+    hub = Hub(tmp_path / "hub", backend="local", catalogue=CATALOGUE)
+    provider = Provider(tmp_path, free_port(), f"{hub.url}/hub/oauth_callback", f"{hub.url}/hub/login")
+    op = provider.url
+    hub.extra_config = f"""
+import asyncio
+from ink_hub.kerberos import kinit_keytab
+
+async def ticket_for(authenticator, username, auth_state):
+    return await asyncio.to_thread(kinit_keytab, f"{{username}}@{REALM}", {str(keytab)!r},
+                                   renew_lifetime=3600)
+
+c.JupyterHub.authenticator_class = "ink-oidc"
+c.InkOIDCAuthenticator.client_id = {CLIENT_ID!r}
+c.InkOIDCAuthenticator.client_secret = {provider.secret!r}
+c.InkOIDCAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"
+c.InkOIDCAuthenticator.authorize_url = "{op}/auth"
+c.InkOIDCAuthenticator.token_url = "{op}/token"
+c.InkOIDCAuthenticator.userdata_url = "{op}/me"
+c.InkOIDCAuthenticator.login_service = "IHEP SSO"
+c.InkOIDCAuthenticator.group_map = {{"/experiments/juno": "juno"}}
+c.InkOIDCAuthenticator.kerberos_ticket_hook = ticket_for
+c.Authenticator.allowed_users = set()
+c.JupyterHub.load_roles[0]["scopes"].append("admin:auth_state")
+"""
+    mp = pytest.MonkeyPatch()
+    for key, value in kdc.env.items():
+        mp.setenv(key, value)
+    mp.setenv("JUPYTERHUB_CRYPT_KEY", Fernet.generate_key().decode())
+    provider.start()
+    try:
+        hub.start()
+        page, recorder = sso_login(browser, hub, provider, "alice")
+        hub.start_and_wait("alice", "jupyter")
+        out = run_in_session(hub, "alice", "jupyter", "klist")
+        assert f"Default principal: alice@{REALM}" in out and "krbtgt/" in out
+        ccache = auth_state(hub, "alice")["kerberos"]["ccache"]
+        assert ccache[40:100] not in recorder.everything() and ccache[40:100] not in hub.log_text()
+        hub.stop_server("alice", "jupyter")
+    finally:
+        mp.undo()
+        hub.stop()
+        provider.stop()
