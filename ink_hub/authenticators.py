@@ -14,6 +14,7 @@ from inspect import isawaitable
 
 from jupyterhub.auth import Authenticator
 from oauthenticator.generic import GenericOAuthenticator
+from tornado import web
 from traitlets import Bool, Callable, Dict, Integer, Unicode, default
 
 from .kerberos import STATE_KEY, KerberosError, Ticket, kinit_password
@@ -48,14 +49,19 @@ class InkAuthenticator(Authenticator):
         if allowed or not (self.allow_experiment_members and self.experiments_for):
             return allowed
         groups = set((authentication or {}).get("groups") or [])
-        return bool(await self.experiments_for(username, groups))
+        if await self.experiments_for(username, groups):
+            return True
+        if authentication is not None:
+            # at login: say why on JupyterHub's error page, not "invalid password"
+            raise web.HTTPError(403, self.not_allowed_message, reason="Not a member of any experiment")
+        return False
 
-
-NOT_ALLOWED = (
-    "You signed in, but your account is not a member of any experiment on this INK site, so you "
-    "cannot use it. If you think you should be, ask your experiment's computing contact to add "
-    "you to its group, then sign in again."
-)
+    not_allowed_message = Unicode(
+        "You signed in, but your account is not a member of any experiment on this INK site, so "
+        "you cannot use it. If you think you should be, ask your experiment's computing contact "
+        "to add you to its group, then sign in again.",
+        help="The page a user sees who authenticated but is in no experiment (HTTP 403).",
+    ).tag(config=True)
 
 
 class InkOIDCAuthenticator(InkAuthenticator, GenericOAuthenticator):
@@ -119,7 +125,7 @@ class InkOIDCAuthenticator(InkAuthenticator, GenericOAuthenticator):
 
     @default("custom_403_message")
     def _custom_403_default(self):
-        return NOT_ALLOWED
+        return self.not_allowed_message
 
     async def get_user_groups(self, auth_state: dict):
         groups = await super().get_user_groups(auth_state)

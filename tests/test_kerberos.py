@@ -31,12 +31,13 @@ REALM = "KRBTEST.COM"
 # Users of these tests only: other test runs on a shared machine cancel the jobs of alice..erin
 ALICE, BOB = "kalice", "kbob"
 PASSWORDS = {ALICE: "alice-krb-pw", BOB: "bob-krb-pw"}
+OUTSIDER = "kcarol"
 TICKET_LIFETIME = 60
 
 CATALOGUE = """
 defaults: {memory: 1G}
 experiments:
-  default: {title: Everyone, members: {everyone: true}, apps: [jupyter]}
+  default: {title: Kerberos users, members: {users: [kalice, kbob]}, apps: [jupyter]}
 hub:
   TicketKeeper: {renew_before: 50, refresh_interval: 3, warn_before: 3600}
 """
@@ -71,6 +72,7 @@ def kdc():
             realm.addprinc(f"{user}@{REALM}", password)
         # bob's tickets cannot be renewed: the KDC grants him no renewable life
         realm.run_kadminl(f"modprinc -maxrenewlife 0 {BOB}@{REALM}")
+        realm.addprinc(f"{OUTSIDER}@{REALM}", "outsider-krb-pw")  # a principal in no experiment
         yield realm
     finally:
         realm.stop()
@@ -176,6 +178,14 @@ def test_wrong_password_and_principal_tricks_are_refused(krb_hub):
     assert login(krb_hub, f"{ALICE}/admin", PASSWORDS[ALICE]).login_status == 403
     assert login(krb_hub, f"{ALICE}@{REALM}", PASSWORDS[ALICE]).login_status == 403
     assert PASSWORDS[ALICE] not in krb_hub.log_text()
+    # the right password of a principal in no experiment: told why, not "invalid password"
+    outsider = login(krb_hub, OUTSIDER, "outsider-krb-pw")
+    assert outsider.login_status == 403
+    page = outsider.post(f"{krb_hub.url}/hub/login", data={"username": OUTSIDER, "password": "outsider-krb-pw",
+                         "_xsrf": outsider.cookies.get("_xsrf")}, timeout=30).text
+    # JupyterHub shows a login error above the form: here the reason, not "invalid password"
+    assert "your account is not a member of any experiment" in page.replace("&#39;", "'")
+    assert "Invalid username or password" not in page
 
 
 def test_session_gets_the_ticket_renewed_and_private(krb_hub, kdc, tmp_path):

@@ -10,6 +10,7 @@ provider's tokens stay in the hub: never in a response the browser sees, nor in 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -25,6 +26,12 @@ from .test_kerberos import kdc  # noqa: F401  (fixture: a real MIT KDC)
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.oidc]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("INK_SCREENSHOTS")  # a directory: keep pictures of the pages
+
+
+def shot(page, name: str) -> None:
+    if SCREENSHOTS:
+        page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=True)
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -164,12 +171,14 @@ def sso_login(browser, hub, provider, user: str, expect_panel: bool = True):
     page.click("text=Sign in with IHEP SSO")
     # the provider's own login page
     page.wait_for_url(f"{provider.url}/interaction/**")
+    shot(page, "sso-provider-login.png")
     page.fill("input[name=login]", user)
     page.fill("input[name=password]", "any")
     page.click("button[type=submit]")
     # the provider's consent page: the hub asks for the user's groups
     page.wait_for_selector("text=Authorize")
     assert "groups" in page.content()
+    shot(page, "sso-provider-consent.png")
     page.click("button[type=submit]")
     if expect_panel:
         page.wait_for_url(f"{hub.url}/hub/ink")
@@ -188,6 +197,7 @@ def test_login_consent_and_landing_with_the_users_experiments(sso, browser):
     hub, provider = sso
     page, _ = sso_login(browser, hub, provider, "alice")
     assert page.locator("#ink-experiments").inner_text().strip() == "Experiments: JUNO"
+    shot(page, "sso-panel.png")
     assert sorted(hub.user_model("alice")["groups"]) == ["juno"]
     bob, _ = sso_login(browser, hub, provider, "bob")
     assert bob.locator("#ink-experiments").inner_text().strip() == "Experiments: LHAASO"
@@ -202,8 +212,9 @@ def test_user_of_no_experiment_is_refused_with_a_clear_page(sso, browser):
     hub, provider = sso
     page, _ = sso_login(browser, hub, provider, "mallory", expect_panel=False)
     text = page.locator("body").inner_text()
-    assert "403" in text
-    assert "not a member of any experiment" in text
+    shot(page, "sso-refused.png")
+    assert page.locator("h1").inner_text().strip() == "403 : Not a member of any experiment"
+    assert "your account is not a member of any experiment" in text
     assert hub.api("GET", "/users/mallory").status_code == 404  # never became a hub user
     page.goto(f"{hub.url}/hub/ink")
     page.wait_for_url(f"{hub.url}/hub/login**")
