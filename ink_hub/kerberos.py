@@ -193,6 +193,11 @@ class TicketKeeper(LoggingConfigurable):
         super().__init__(**kwargs)
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def __deepcopy__(self, memo):
+        # traitlets deep-copies config values, and so the keeper behind c.InkSpawner.credentials
+        # for every spawner: all of them must share this one keeper (and its per-user locks)
+        return self
+
     async def fresh_ticket(self, user) -> Ticket | None:
         """The user's ticket from auth_state, renewed first if it is close to its end."""
         lock = self._locks.setdefault(user.name, asyncio.Lock())

@@ -165,3 +165,18 @@ def test_ticket_round_trips_through_auth_state_and_never_prints_itself():
     assert Ticket.from_state(state) == ticket
     assert "secret" not in repr(ticket) and "c2VjcmV0" not in repr(ticket)
     assert Ticket.from_state(None) is None and Ticket.from_state({}) is None
+
+
+def test_every_spawner_shares_the_one_keeper():
+    """traitlets deep-copies config values into each spawner: the per-user renewal lock only
+    works if they all get the same keeper."""
+    import copy
+
+    from ink_spawner.spawner import InkSpawner
+    from traitlets.config import Config
+
+    keeper = TicketKeeper()
+    config = Config()
+    config.InkSpawner.credentials = keeper.session_env
+    assert InkSpawner(config=config).credentials.__self__ is keeper
+    assert copy.deepcopy(keeper) is keeper
