@@ -22,6 +22,8 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from ink_hub.kerberos import TicketKeeper
+
 from .conftest import SLURM_HUB_CONFIG, job_pids, wait_for
 from .harness import Hub, ensure_unix_users
 
@@ -272,3 +274,36 @@ def test_session_gets_the_ticket_renewed_and_private(krb_hub, kdc, tmp_path):
     # the session's private directory goes with it
     wait_for(lambda: not os.path.exists(os.path.dirname(path)), timeout=30,
              message="ccache directory removed at the end of the session")
+
+
+async def test_concurrent_sessions_of_one_user_renew_once(kdc, monkeypatch):
+    """Five sessions asking at once make one renewal at the real KDC, and all get its ticket."""
+    import asyncio
+
+    from ink_hub import kerberos
+
+    for key, value in kdc.env.items():
+        monkeypatch.setenv(key, value)
+    ticket = await asyncio.to_thread(kerberos.kinit_password, f"{ALICE}@{REALM}", PASSWORDS[ALICE],
+                                     lifetime=60, renew_lifetime=3600)
+
+    class User:  # the two auth_state methods of jupyterhub.user.User the keeper uses
+        name = ALICE
+        state = {"kerberos": ticket.to_state()}
+
+        async def get_auth_state(self):
+            return dict(self.state)
+
+        async def save_auth_state(self, state):
+            self.state = state
+
+    renewals = []
+    real_renew = kerberos.renew
+    monkeypatch.setattr(kerberos, "renew", lambda t: renewals.append(t) or real_renew(t))
+    await asyncio.sleep(1.5)  # 58.5 s left: below renew_before
+    keeper = TicketKeeper(renew_before=59)
+    user = User()
+    tickets = await asyncio.gather(*[keeper.fresh_ticket(user) for _ in range(5)])
+    assert len(renewals) == 1
+    assert len({t.ccache for t in tickets}) == 1 and tickets[0].expires > ticket.expires
+    assert kerberos.Ticket.from_state(user.state["kerberos"]) == tickets[0]
