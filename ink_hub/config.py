@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, dashboard, session_api
+from . import credentials_api, dashboard, session_api, shares
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
@@ -85,6 +85,7 @@ def apply_site(c, site: SiteConfig) -> None:
     c.InkOIDCAuthenticator.experiments_for = resolver.experiments_for
     c.KerberosAuthenticator.experiments_for = resolver.experiments_for
     c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver, keeper))
+    c.JupyterHub.extra_handlers.extend(shares.handlers(allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
         c.InkSpawner.extend_walltime_by = extension.extend_by

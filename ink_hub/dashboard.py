@@ -125,10 +125,12 @@ class DashboardHandler(InkPageHandler):
                 apps.append({"name": name, "title": app.title, "description": app.description,
                              "choices": choices,
                              "spawn_url": url_path_join(self.hub.base_url, "spawn", user.escaped_name, name)})
-        shell_url = None
+        shell_url = files_url = None
         if any(a["name"] == "portal" for a in apps):
-            shell_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, "portal") + \
-                "?next=" + url_path_join(user.url, "portal", "ink", "shell")
+            # Services open in the portal server, started on the way if it is not running
+            portal = url_path_join(self.hub.base_url, "spawn", user.escaped_name, "portal") + "?next="
+            shell_url = portal + url_path_join(user.url, "portal", "ink", "shell")
+            files_url = portal + url_path_join(user.url, "portal", "ink", "files")
             apps = [a for a in apps if a["name"] != "portal"]  # a service, not an application
         sampler = sampler_for(user.spawner.backend_instance)
         sampler.start()
@@ -141,6 +143,7 @@ class DashboardHandler(InkPageHandler):
             experiments=[cat.experiments[e].title for e in experiments],
             apps=apps,
             shell_url=shell_url,
+            files_url=files_url,
             sessions=session_rows(user, cat),
             usage_chart=bar_chart_svg(self._sessions_by_app()),
             overview=overview,
