@@ -42,6 +42,13 @@ class InkAuthenticator(Authenticator):
         `members: {everyone: true}` then admits every user the identity provider vouches for.""",
     ).tag(config=True)
 
+    not_allowed_message = Unicode(
+        "You signed in, but your account is not a member of any experiment on this INK site, so "
+        "you cannot use it. If you think you should be, ask your experiment's computing contact "
+        "to add you to its group, then sign in again.",
+        help="The page a user sees who authenticated but is in no experiment (HTTP 403).",
+    ).tag(config=True)
+
     async def check_allowed(self, username, authentication=None):
         allowed = super().check_allowed(username, authentication)
         if isawaitable(allowed):
@@ -55,13 +62,6 @@ class InkAuthenticator(Authenticator):
             # at login: say why on JupyterHub's error page, not "invalid password"
             raise web.HTTPError(403, self.not_allowed_message, reason="Not a member of any experiment")
         return False
-
-    not_allowed_message = Unicode(
-        "You signed in, but your account is not a member of any experiment on this INK site, so "
-        "you cannot use it. If you think you should be, ask your experiment's computing contact "
-        "to add you to its group, then sign in again.",
-        help="The page a user sees who authenticated but is in no experiment (HTTP 403).",
-    ).tag(config=True)
 
 
 class InkOIDCAuthenticator(InkAuthenticator, GenericOAuthenticator):
