@@ -16,6 +16,7 @@ from tornado import web
 from ink_spawner.stats import sampler_for
 
 from .catalogue.resolve import CatalogueResolver
+from .kerberos import STATE_KEY, Ticket
 
 
 def session_rows(user, catalogue) -> list[dict]:
@@ -85,8 +86,16 @@ def sparkline_svg(series: list[tuple[float, int, int]], width: int = 160, height
 
 
 class InkPageHandler(BaseHandler):
-    def initialize(self, resolver: CatalogueResolver):
+    def initialize(self, resolver: CatalogueResolver, keeper=None):
         self.resolver = resolver
+        self.keeper = keeper
+
+    async def credential_warning(self, user) -> str:
+        """The user's Kerberos ticket warning (it cannot be renewed any more), if any."""
+        if self.keeper is None:
+            return ""
+        state = await user.get_auth_state() or {}
+        return self.keeper.warning(Ticket.from_state(state.get(STATE_KEY)))
 
     @property
     def catalogue(self):
@@ -141,6 +150,7 @@ class DashboardHandler(InkPageHandler):
             sampled=bool(sampler.samples),
             overview_error=sampler.last_error,
             sessions_api=url_path_join(self.hub.base_url, "ink", "api", "sessions"),
+            credential_warning=await self.credential_warning(user),
         )
         self.finish(html_page)
 
@@ -162,8 +172,8 @@ class SessionsAPIHandler(InkPageHandler):
         self.finish({"sessions": session_rows(self.current_user, self.catalogue)})
 
 
-def handlers(resolver: CatalogueResolver) -> list[tuple]:
+def handlers(resolver: CatalogueResolver, keeper=None) -> list[tuple]:
     return [
-        (r"/ink/?", DashboardHandler, {"resolver": resolver}),
+        (r"/ink/?", DashboardHandler, {"resolver": resolver, "keeper": keeper}),
         (r"/ink/api/sessions", SessionsAPIHandler, {"resolver": resolver}),
     ]
