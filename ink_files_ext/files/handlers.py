@@ -87,7 +87,7 @@ class ListHandler(FilesHandlerMixin, APIHandler):
         page["writable"] = page["writable"] and target.writable
         page["root"] = target.root.as_json()
         parent = os.path.dirname(target.path)
-        page["parent"] = parent if parent != target.path and self.roots._root_of(parent) else None
+        page["parent"] = parent if parent != target.path and self.roots.root_of(parent) else None
         self.finish(page)
 
 

@@ -33,7 +33,6 @@ class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHan
                 "start": self.get_argument("path", self.roots.home.path),
                 "vendor": vendor,
                 "shell_url": self.base_url + "ink/shell",
-                "hub_prefix": self.settings.get("hub_prefix") or "/hub/",
             },
             files_js=self.static_url("ink_files.js"),
             files_css=self.static_url("ink_files.css"),
