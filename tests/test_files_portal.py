@@ -313,3 +313,23 @@ def test_eshell_tabs_each_have_their_own_shell_and_tmux_outlives_its_tab(browser
     alive = subprocess.run(["runuser", "-u", "alice", "--", "tmux", "has-session", "-t", "ink-tab-test"])
     assert alive.returncode == 0, "tmux should outlive the tab"
     subprocess.run(["runuser", "-u", "alice", "--", "tmux", "kill-session", "-t", "ink-tab-test"])
+
+
+def test_drag_and_drop_upload(browser, hub, workdir):
+    subprocess.run(["runuser", "-u", "alice", "--", "mkdir", str(workdir)], check=True)
+    alice = login(browser, hub, "alice")
+    if not (hub.server("alice", "portal") or {}).get("ready"):
+        hub.start_and_wait("alice", "portal")
+    alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
+    alice.wait_for_function("(p) => window.inkFiles && window.inkFiles.state.path === p", arg=str(workdir))
+    # what the browser does when files are dropped from the desktop onto the list
+    alice.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["dropped " + "x".repeat(100)], "dropped.txt", {type: "text/plain"}));
+        const zone = document.querySelector('#ink-drop');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""")
+    entry(alice, "dropped.txt").wait_for()
+    assert (workdir / "dropped.txt").read_text() == "dropped " + "x" * 100
+    assert (workdir / "dropped.txt").stat().st_uid == 1001
