@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from urllib.parse import urlencode
+
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin
@@ -40,6 +43,21 @@ class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHan
         ))
 
 
+class RootViewHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHandler):
+    """GET /ink/rootview?path=P: a ROOT file in JSROOT (the ROOT browser app's assets)."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        target = self.roots.resolve(self.get_argument("path", ""))
+        url = self.base_url + "ink/api/files/download?" + urlencode({"path": target.path, "inline": "1"})
+        xsrf = self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token
+        self.write(self.render_template(
+            "ink_rootview.html", name=os.path.basename(target.path),
+            config={"url": url, "xsrf": xsrf, "jsroot": self.base_url + "ink-apps/static/jsroot/modules/main.mjs"},
+            rootview_js=self.static_url("ink_rootview.js")))
+
+
 class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
     """GET /ink/api/files/fits?path=P[&hdu=N]: HDU list, header and a PNG of an image HDU."""
 
@@ -54,4 +72,5 @@ class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
 
 
 def page_handlers() -> list[tuple]:
-    return [(r"/ink/files/?", FilesPageHandler), (r"/ink/api/files/fits", FitsPreviewHandler)]
+    return [(r"/ink/files/?", FilesPageHandler), (r"/ink/api/files/fits", FitsPreviewHandler),
+            (r"/ink/rootview", RootViewHandler)]
