@@ -71,7 +71,8 @@ def apply_site(c, site: SiteConfig) -> None:
         ssh_ca = SSHCertificateAuthority(config=Config(site.hub_config))
         if not ssh_ca.key_file:
             ssh_ca.key_file = os.path.join(os.getcwd(), "ink-ssh-user-ca")
-    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca)
+    share_links = shares.ShareLinks(config=Config(site.hub_config))
+    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca, share_links=share_links)
     form = SpawnForm(resolver)
     c.InkSpawner.resolver = resolver
     c.InkSpawner.options_form = form.render
@@ -85,7 +86,7 @@ def apply_site(c, site: SiteConfig) -> None:
     c.InkOIDCAuthenticator.experiments_for = resolver.experiments_for
     c.KerberosAuthenticator.experiments_for = resolver.experiments_for
     c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver, keeper))
-    c.JupyterHub.extra_handlers.extend(shares.handlers(allow_anonymous=catalogue.site.anonymous_shares))
+    c.JupyterHub.extra_handlers.extend(shares.handlers(share_links, allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
         c.InkSpawner.extend_walltime_by = extension.extend_by

@@ -36,6 +36,7 @@ class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHan
                 "start": self.get_argument("path", self.roots.home.path),
                 "vendor": vendor,
                 "shell_url": self.base_url + "ink/shell",
+                "anonymous_shares": self.settings["ink_files_anonymous_shares"],
             },
             files_js=self.static_url("ink_files.js"),
             files_css=self.static_url("ink_files.css"),
