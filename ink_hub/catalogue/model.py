@@ -105,6 +105,9 @@ class App(Strict):
     idle_timeout: str | None = Field(None, description="the server stops itself after this long "
                                      "with no activity, kernels or terminals (e.g. the portal)")
 
+    jobs: bool = Field(False, description="this server serves the batch job API (the portal): the "
+                       "hub passes it the user's batch profile")
+
     _check_idle = field_validator("idle_timeout")(lambda cls, v: v if v is None else _walltime(v))
 
     @field_validator("backend")

@@ -1,0 +1,153 @@
+"""The workflow (job) API as its own jupyter-server ExtensionApp, in the user's own server.
+
+It runs as the user, so the backend submits directly (``sbatch`` as the user, no ``runuser``),
+through the same backend interface and ``JobSpec`` as interactive sessions. Which backend and
+which limits apply comes from the hub (``INK_WORKFLOW``, set when the portal starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import time
+from dataclasses import dataclass, field
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode
+
+from ink_spawner.backends import BackendError, get_backend
+from ink_spawner.backends.base import minimal_env
+
+from .handlers import backend_error, handlers
+from .profile import CheckedRequest, Profile, make_jobspec
+from .store import ACTIVE, JobStore
+
+
+@dataclass
+class Workflow:
+    """The job API's state in this server: who, where, which profile, which backend."""
+
+    owner: str
+    server_name: str
+    home: str
+    profile: Profile | None
+    store: JobStore
+    log: object
+    config: object = None
+    job_path: str = ""
+    _backend: object = field(default=None, repr=False)
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            self._backend = get_backend(self.profile.backend, config=self.config, log=self.log)
+        return self._backend
+
+    def base_env(self) -> dict:
+        return {"HOME": self.home, "USER": self.unix_user, "LOGNAME": self.unix_user,
+                "PATH": self.job_path, "LANG": os.environ.get("LANG", "C.UTF-8")}
+
+    @property
+    def unix_user(self) -> str:
+        return pwd.getpwuid(os.geteuid()).pw_name
+
+    async def submit(self, req: CheckedRequest) -> dict:
+        job_id, job_dir = self.store.new_dir()
+        try:
+            if req.script is not None:
+                script = os.path.join(job_dir, "script")
+                fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+                with os.fdopen(fd, "w") as f:
+                    f.write(req.script)
+                command = [script] if req.script.startswith("#!") else ["/bin/sh", script]
+            else:
+                command = list(req.argv)
+            spec = make_jobspec(req, user=self.unix_user, job_id=job_id, job_dir=job_dir,
+                                command=command, base_env=self.base_env())
+            for name in ("stdout", "stderr"):  # readable at once, even before the job starts
+                os.close(os.open(os.path.join(job_dir, name), os.O_WRONLY | os.O_CREAT, 0o600))
+            backend_id = await self.backend.submit(spec)
+        except BackendError as e:
+            self.store.discard(job_id)
+            raise backend_error(e) from None
+        except BaseException:
+            self.store.discard(job_id)
+            raise
+        record = {
+            "id": job_id, "name": req.name, "state": "pending", "reason": None, "exit_code": None,
+            "backend": self.backend.name, "backend_id": backend_id, "node": None,
+            "experiment": req.experiment, "command": list(req.argv) if req.argv else None,
+            "script": req.script is not None, "cpus": req.cpus, "memory_mb": req.memory_mb,
+            "gpus": req.gpus, "walltime_s": req.walltime_s, "image": req.image,
+            "workdir": req.workdir, "stdout_path": spec.output_path,
+            "stderr_path": os.path.join(job_dir, "stderr"), "submitted": time.time(), "ended": None,
+        }
+        self.store.save(record)
+        self.log.info("INK job %s submitted to %s as %s", job_id, self.backend.name, backend_id)
+        return record
+
+    async def refresh(self, records: list[dict]) -> list[dict]:
+        """Current states, with ONE backend query for all active records."""
+        active = {r["backend_id"] for r in records if r["state"] in ACTIVE}
+        if not active:
+            return records
+        try:
+            statuses = await self.backend.query(active)
+        except BackendError as e:
+            self.log.warning("INK job API: status query failed: %s", e)
+            return records  # last known states; never declare a job ended on a hiccup
+        return [self.store.update(r, statuses.get(r["backend_id"])) for r in records]
+
+    async def cancel(self, record: dict) -> dict:
+        record["cancel_requested"] = True
+        self.store.save(record)
+        try:
+            await self.backend.cancel(record["backend_id"], self.unix_user)
+        except BackendError as e:
+            raise backend_error(e) from None
+        for _ in range(20):  # the scheduler takes a moment to report it gone
+            (record,) = await self.refresh([record])
+            if record["state"] not in ACTIVE:
+                break
+            await asyncio.sleep(0.25)
+        return record
+
+
+class InkWorkflowApp(ExtensionApp):
+    """``/ink/api/v1``: submit, list, show, cancel batch jobs and read their output."""
+
+    name = "ink_workflow"
+    load_other_extensions = True
+
+    jobs_dir = Unicode(
+        "~/.ink/jobs",
+        help="Where the job API keeps one directory per job (record, stdout, stderr, exit "
+        "status); created 0700. '~' is the user's home.",
+    ).tag(config=True)
+
+    job_path = Unicode(
+        help="PATH of submitted jobs. Default: this server's own PATH (the site's job PATH).",
+    ).tag(config=True)
+
+    def initialize_settings(self):
+        home = os.path.expanduser("~")
+        try:
+            profile = Profile.from_env()
+        except (ValueError, KeyError, TypeError) as e:
+            self.log.error("INK job API: invalid INK_WORKFLOW from the hub (%s); jobs are refused", e)
+            profile = None
+        workflow = Workflow(
+            owner=os.environ.get("JUPYTERHUB_USER") or pwd.getpwuid(os.geteuid()).pw_name,
+            server_name=os.environ.get("JUPYTERHUB_SERVER_NAME", ""),
+            home=home, profile=profile,
+            store=JobStore(os.path.expanduser(self.jobs_dir)), log=self.log,
+            config=self.serverapp.config,
+            job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
+        )
+        self.settings["ink_workflow"] = workflow
+        if profile is not None:
+            self.log.info("INK job API: jobs go to %s for %s", profile.backend, workflow.owner)
+
+    def initialize_handlers(self):
+        self.handlers.extend(handlers())

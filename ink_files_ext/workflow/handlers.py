@@ -1,0 +1,247 @@
+"""The job API's handlers: ``/ink/api/v1/...`` in the user's own server, as the user.
+
+Authentication and authorization, on every request:
+
+- a token (``Authorization: token ...``) is checked with the hub *without* the server's
+  five-minute cache, so that an expired or revoked token is refused at once (401);
+- the token (or the browser's login) must be allowed into this server (JupyterHub's access
+  scope) and must carry the INK scope of the action (``custom:ink:jobs:read`` to read,
+  ``custom:ink:jobs`` to submit or cancel), else 403 naming the missing scope.
+
+Errors are JSON ``{"message": ...}`` with a real status code (jupyter-server's APIHandler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+
+from ink_spawner.backends.base import BackendError
+from ink_spawner.workflow import SCOPE_JOBS, SCOPE_JOBS_READ
+
+from . import openapi
+from .profile import RequestError, check_request, make_jobspec
+from .store import ACTIVE, FINAL, public
+
+API = "/ink/api/v1"
+OUTPUT_LIMIT = 4 << 20  # most bytes of output one request returns
+
+
+class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
+    """Base: the hub decides who may call, INK's scopes decide what they may do."""
+
+    required_scope: str | None = None  # per handler; None: any caller allowed into this server
+
+    @property
+    def workflow(self):
+        return self.settings["ink_workflow"]
+
+    @property
+    def hub_auth(self):
+        return getattr(self.identity_provider, "hub_auth", None)
+
+    def _header_token(self) -> str:
+        return self.hub_auth.get_token(self, in_cookie=False) if self.hub_auth is not None else ""
+
+    def check_xsrf_cookie(self):
+        # A token in the Authorization header is not something a browser sends on its own,
+        # so it needs no XSRF check; cookie-authenticated browser requests keep it.
+        if self._header_token():
+            return None
+        return super().check_xsrf_cookie()
+
+    def fail(self, status: int, message: str):
+        return web.HTTPError(status, message)
+
+    async def prepare(self):
+        await super().prepare()
+        if self.request.method == "OPTIONS":
+            return
+        if self.hub_auth is None:
+            raise self.fail(503, "the INK job API needs a server started by JupyterHub")
+        token = self._header_token()
+        if token:
+            model = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
+            if model is None:
+                self.set_header("WWW-Authenticate", 'token realm="INK"')
+                raise self.fail(401, "the token is invalid, expired or revoked")
+        elif self.current_user is not None:
+            model = self.current_user.hub_user
+        else:
+            self.set_header("WWW-Authenticate", 'token realm="INK"')
+            raise self.fail(401, "authentication required: send 'Authorization: token <your hub token>'")
+        if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
+            raise self.fail(403, f"this token may not access {self.workflow.owner}'s server "
+                            f"{self.workflow.server_name or ''}".strip())
+        if self.required_scope:
+            needed = f"{self.required_scope}!user={self.workflow.owner}"
+            if not self.hub_auth.check_scopes({needed}, model):
+                raise self.fail(403, f"this token lacks the scope {self.required_scope}")
+        self.hub_user = model
+
+    def require_profile(self):
+        if self.workflow.profile is None:
+            raise self.fail(503, "no batch profile: this server was not started by an INK hub "
+                            "for the job API (your portal server is)")
+        return self.workflow.profile
+
+    def get_record(self, key: str) -> dict:
+        record = self.workflow.store.find(key)
+        if record is None:
+            raise self.fail(404, f"no job {key!r} among your INK jobs")
+        return record
+
+    def json_body(self):
+        try:
+            return json.loads(self.request.body or b"")
+        except (ValueError, UnicodeDecodeError):
+            raise self.fail(400, "body: must be a JSON object") from None
+
+    def write_json(self, data, status: int = 200):
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+
+class InfoHandler(WorkflowHandler):
+    """GET /ink/api/v1/ — who you are, which scopes your token has, what you may submit."""
+
+    @allow_unauthenticated
+    async def get(self):
+        wf = self.workflow
+        scopes = sorted(s.split("!")[0] for s in self.hub_user.get("scopes", [])
+                        if s.startswith("custom:ink:"))
+        self.write_json({
+            "version": "1",
+            "user": wf.owner,
+            "scopes": scopes,
+            "profile": wf.profile.public() if wf.profile else None,
+        })
+
+
+class OpenAPIHandler(ExtensionHandlerMixin, APIHandler):
+    """GET /ink/api/v1/openapi.json — the API's OpenAPI 3 document (no secret in it)."""
+
+    @allow_unauthenticated
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(openapi.document(self.base_url)))
+
+
+class JobsHandler(WorkflowHandler):
+    """GET: the user's INK jobs; POST: submit one."""
+
+    @property
+    def required_scope(self):
+        return SCOPE_JOBS if self.request.method == "POST" else SCOPE_JOBS_READ
+
+    @allow_unauthenticated
+    async def get(self):
+        state = self.get_argument("state", "all")
+        if state not in ("all", "active", "ended"):
+            raise self.fail(400, "state: must be 'all', 'active' or 'ended'")
+        limit_text = self.get_argument("limit", "200")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+            raise self.fail(400, "limit: must be an integer from 1 to 1000")
+        records = await self.workflow.refresh(self.workflow.store.all())
+        if state == "active":
+            records = [r for r in records if r["state"] in ACTIVE]
+        elif state == "ended":
+            records = [r for r in records if r["state"] in FINAL]
+        self.write_json({"jobs": [public(r) for r in records[: int(limit_text)]]})
+
+    @allow_unauthenticated
+    async def post(self):
+        profile = self.require_profile()
+        wf = self.workflow
+        try:
+            checked = check_request(profile, self.json_body(), wf.home)
+        except RequestError as e:
+            raise self.fail(400, str(e)) from None
+        record = await wf.submit(checked)
+        self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/jobs/{record['id']}")
+        self.write_json(public(record), status=201)
+
+
+class JobHandler(WorkflowHandler):
+    """GET: one job; DELETE: cancel it."""
+
+    @property
+    def required_scope(self):
+        return SCOPE_JOBS if self.request.method == "DELETE" else SCOPE_JOBS_READ
+
+    @allow_unauthenticated
+    async def get(self, key):
+        record = self.get_record(key)
+        (record,) = await self.workflow.refresh([record])
+        self.write_json(public(record))
+
+    @allow_unauthenticated
+    async def delete(self, key):
+        record = self.get_record(key)
+        (record,) = await self.workflow.refresh([record])
+        if record["state"] in FINAL:
+            raise self.fail(409, f"job {record['id']} has already ended ({record['state']})")
+        record = await self.workflow.cancel(record)
+        self.write_json(public(record), status=202)
+
+
+class OutputHandler(WorkflowHandler):
+    """GET /jobs/ID/stdout|stderr?offset=N&limit=M — the bytes of a job's output from an offset.
+
+    Headers say the file's size and the job's state, so a client can follow a running job by
+    asking again from ``offset + len(body)`` until the state is final and nothing is left."""
+
+    required_scope = SCOPE_JOBS_READ
+
+    @allow_unauthenticated
+    async def get(self, key, stream):
+        record = self.get_record(key)
+        offset_text = self.get_argument("offset", "0")
+        limit_text = self.get_argument("limit", str(OUTPUT_LIMIT))
+        if not offset_text.isdigit() or len(offset_text) > 15:
+            raise self.fail(400, "offset: must be a non-negative integer")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= OUTPUT_LIMIT:
+            raise self.fail(400, f"limit: must be an integer from 1 to {OUTPUT_LIMIT}")
+        (record,) = await self.workflow.refresh([record])
+        path = record[f"{stream}_path"]
+        data, size = await asyncio.to_thread(_read_from, path, int(offset_text), int(limit_text))
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("X-Ink-Size", str(size))
+        self.set_header("X-Ink-Job-State", record["state"])
+        self.finish(data)
+
+
+def _read_from(path: str, offset: int, limit: int) -> tuple[bytes, int]:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(min(offset, size))
+            return f.read(limit), size
+    except FileNotFoundError:
+        return b"", 0
+
+
+def handlers() -> list[tuple[str, type]]:
+    return [
+        (rf"{API}/?", InfoHandler),
+        (rf"{API}/openapi\.json", OpenAPIHandler),
+        (rf"{API}/jobs/?", JobsHandler),
+        (rf"{API}/jobs/([^/]+)/(stdout|stderr)", OutputHandler),
+        (rf"{API}/jobs/([^/]+)/?", JobHandler),
+    ]
+
+
+def backend_error(e: BackendError) -> web.HTTPError:
+    """503 when the scheduler cannot be reached, 422 when it refused the job."""
+    message = str(e)
+    if "not reachable" in message or "did not answer" in message or "not installed" in message:
+        return web.HTTPError(503, message)
+    return web.HTTPError(422, f"the scheduler refused the job: {message}")
+
