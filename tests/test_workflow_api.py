@@ -1,0 +1,270 @@
+"""The workflow API and the `ink` CLI against a real hub + proxy + Slurm, with real tokens.
+
+A token created on the hub (REST API, as the token page does) carries INK's scopes; the `ink`
+console script talks to the hub with it, the portal server starts on demand, and the job runs
+on Slurm as the user. Scopes, expiry and revocation are checked by the real hub.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import SLURM_HUB_CONFIG, cancel_test_jobs, squeue_active, wait_for
+from .harness import Hub
+
+pytestmark = [pytest.mark.slurm, pytest.mark.hub]
+
+INK = str(Path(sys.prefix) / "bin" / "ink")
+
+CATALOGUE = """
+defaults: {memory: 1G, walltime: "1:00:00"}
+limits: {cpus: 2, memory: 4G, walltime: "2:00:00"}
+images:
+  el9: {title: EL9, path: /opt/images/el9.sif}
+experiments:
+  default:
+    title: Everyone
+    members: {everyone: true}
+    apps: [jupyter, portal]
+  juno:
+    title: JUNO
+    members: {users: [alice]}
+    apps: [portal]
+    images: [el9]
+    default_image: el9
+    limits: {cpus: 1}
+"""
+
+FULL = ["access:servers!user", "read:users:name!user", "servers!user", "read:servers!user",
+        "custom:ink:jobs!user"]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, unix_users, dev_slurm):
+    hub = Hub(tmp_path_factory.mktemp("workflow-hub"), SLURM_HUB_CONFIG, backend="slurm",
+              catalogue=CATALOGUE).start()
+    yield hub
+    for user in ("alice", "bob"):
+        for name in list(hub.user_model(user).get("servers", {})):
+            hub.api("DELETE", f"/users/{user}/servers/{name}")
+    hub.stop()
+    cancel_test_jobs()
+
+
+def token(hub: Hub, user: str, scopes: list[str] | None = None, expires_in: int = 3600) -> str:
+    hub.api("POST", f"/users/{user}")
+    body = {"note": "workflow test", "expires_in": expires_in}
+    if scopes is not None:
+        body["scopes"] = [s.replace("!user", f"!user={user}") if s.endswith("!user") else s for s in scopes]
+    r = hub.api("POST", f"/users/{user}/tokens", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+def api(hub: Hub, user: str, tok: str, method: str, path: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("timeout", 60)
+    return requests.request(method, f"{hub.url}/user/{user}/portal/ink/api/v1{path}",
+                            headers={"Authorization": f"token {tok}"}, **kwargs)
+
+
+def ink(tmp_path: Path, *args: str, check: bool = False, stdin: str | None = None, timeout=300):
+    env = {"PATH": os.environ["PATH"], "INK_CONFIG": str(tmp_path / "ink" / "config.json"),
+           "HOME": str(tmp_path)}
+    r = subprocess.run([INK, *args], capture_output=True, text=True, env=env, input=stdin,
+                       timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"ink {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def portal(hub):
+    """alice's portal server, running (most tests need it; the CLI test starts it itself)."""
+    server = hub.server("alice", "portal")
+    if not (server and server.get("ready")):
+        hub.start_and_wait("alice", "portal")
+    return hub
+
+
+def wait_final(hub, user, tok, job_id, timeout=60) -> dict:
+    def final():
+        job = api(hub, user, tok, "GET", f"/jobs/{job_id}").json()
+        return job if job["state"] in ("completed", "failed", "cancelled") else None
+    return wait_for(final, timeout=timeout, interval=0.3, message=f"job {job_id} ended")
+
+
+def test_cli_job_runs_as_user_and_output_comes_back(hub, tmp_path):
+    """`ink login`, then a job submitted with `ink` starts the portal on demand, runs on Slurm as
+    alice, and its stdout, stderr and exit status come back through the CLI."""
+    if hub.server("alice", "portal"):
+        hub.stop_server("alice", "portal")
+    tok = token(hub, "alice")  # a token as the token page makes it: all of alice's permissions
+    login = ink(tmp_path, "login", "--hub", hub.url, "--token", tok, check=True)
+    assert "as alice" in login.stdout and "custom:ink:jobs" in login.stdout
+    config = tmp_path / "ink" / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
+
+    run = ink(tmp_path, "jobs", "submit", "--name", "hello", "--follow", "--",
+              "sh", "-c", 'id -un; echo "job $INK_JOB_ID"; echo to-stderr >&2', check=True)
+    lines = run.stdout.splitlines()
+    assert lines[0] == "alice"
+    job_id = run.stderr.splitlines()[0].strip()
+    assert lines[1] == f"job {job_id}"
+    assert hub.server("alice", "portal")["ready"], "the portal was started on demand"
+
+    shown = json.loads(ink(tmp_path, "jobs", "show", job_id, "--json", check=True).stdout)
+    assert shown["state"] == "completed" and shown["exit_code"] == 0 and shown["backend"] == "slurm"
+    assert shown["name"] == "hello" and shown["node"]
+    by_slurm_id = json.loads(ink(tmp_path, "jobs", "show", shown["backend_id"], "--json", check=True).stdout)
+    assert by_slurm_id["id"] == job_id
+    assert ink(tmp_path, "jobs", "logs", job_id, "--stderr", check=True).stdout == "to-stderr\n"
+    # the output file was written by the job, as alice, in her home
+    out = Path(shown["stdout_path"])
+    assert out.is_relative_to(pwd.getpwnam("alice").pw_dir)
+    assert pwd.getpwuid(out.stat().st_uid).pw_name == "alice"
+
+    listed = json.loads(ink(tmp_path, "jobs", "ls", "--json", check=True).stdout)["jobs"]
+    assert job_id in [j["id"] for j in listed]
+
+    failing = ink(tmp_path, "jobs", "submit", "--wait", "--json", "--", "sh", "-c", "exit 7")
+    assert failing.returncode == 1, failing.stderr
+    assert json.loads(failing.stdout)["exit_code"] == 7
+    assert json.loads(failing.stdout)["state"] == "failed"
+
+    refused = ink(tmp_path, "jobs", "submit", "--cpus", "64", "--", "true")
+    assert refused.returncode == 6 and "cpus" in refused.stderr
+
+    script = "#!/bin/bash\necho \"script sees $GREETING from $(pwd)\"\n"
+    run = ink(tmp_path, "jobs", "submit", "--script", "-", "--env", "GREETING=hi", "--workdir", "/tmp",
+              "--follow", stdin=script, check=True)
+    assert run.stdout == "script sees hi from /tmp\n"
+    assert ink(tmp_path, "logout", check=True).returncode == 0
+    assert ink(tmp_path, "jobs", "ls").returncode == 3
+
+
+def test_token_without_scope_is_403_expired_and_revoked_are_401(portal):
+    hub = portal
+    no_ink = token(hub, "alice", ["access:servers!user", "read:users:name!user"])
+    r = api(hub, "alice", no_ink, "GET", "/jobs")
+    assert r.status_code == 403 and "custom:ink:jobs:read" in r.json()["message"]
+    read_only = token(hub, "alice", ["access:servers!user", "custom:ink:jobs:read!user"])
+    assert api(hub, "alice", read_only, "GET", "/jobs").status_code == 200
+    r = api(hub, "alice", read_only, "POST", "/jobs", json={"command": ["true"]})
+    assert r.status_code == 403 and "custom:ink:jobs" in r.json()["message"]
+
+    expiring = token(hub, "alice", FULL, expires_in=2)
+    assert api(hub, "alice", expiring, "GET", "/jobs").status_code == 200
+    time.sleep(3)
+    r = api(hub, "alice", expiring, "GET", "/jobs")
+    assert r.status_code == 401 and r.json()["message"] == "the token is invalid, expired or revoked"
+
+    revoked = token(hub, "alice", FULL)
+    assert api(hub, "alice", revoked, "GET", "/jobs").status_code == 200  # now in the server's cache
+    tokens = hub.api("GET", "/users/alice/tokens").json()["api_tokens"]
+    (model,) = [t for t in tokens if t["id"] == _token_id(hub, revoked)]
+    assert hub.api("DELETE", f"/users/alice/tokens/{model['id']}").status_code == 204
+    assert api(hub, "alice", revoked, "POST", "/jobs", json={"command": ["true"]}).status_code == 401
+    assert api(hub, "alice", revoked, "GET", "/jobs").status_code == 401
+
+    assert api(hub, "alice", "not-a-token", "GET", "/jobs").status_code == 401
+    r = requests.get(f"{hub.url}/user/alice/portal/ink/api/v1/jobs", timeout=30)
+    assert r.status_code == 401 and r.headers["Content-Type"].startswith("application/json")
+
+
+def _token_id(hub: Hub, tok: str) -> str:
+    r = requests.get(f"{hub.api_url}/user", headers={"Authorization": f"token {tok}"}, timeout=30)
+    return r.json()["token_id"]
+
+
+def test_other_users_token_is_refused(portal):
+    hub = portal
+    bobs = token(hub, "bob")
+    r = api(hub, "alice", bobs, "GET", "/jobs")
+    assert r.status_code == 403
+    r = api(hub, "alice", bobs, "POST", "/jobs", json={"command": ["id"]})
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"command": ["true"], "cpus": 3}, "cpus"),
+    ({"command": ["true"], "memory": "8G"}, "memory"),
+    ({"command": ["true"], "walltime": "3:00:00"}, "walltime"),
+    ({"command": ["true"], "gpus": 1}, "gpus"),
+    ({"command": ["true"], "experiment": "atlas"}, "experiment"),
+    ({"command": ["true"], "experiment": "juno", "cpus": 2}, "cpus"),
+    ({"command": ["true"], "experiment": "juno", "image": "el7"}, "image"),
+    ({"command": ["true"], "name": "Bad Name"}, "name"),
+    ({"command": ["true"], "partition": "gpu"}, "partition"),
+    ({"command": ["true"], "script": "echo"}, "command"),
+    ({"command": []}, "command"),
+    ({"command": "echo hi"}, "command"),
+    ({"command": ["true"], "env": {"INK_JOB_ID": "x"}}, "env"),
+    ({"command": ["true"], "workdir": "/nonexistent"}, "workdir"),
+    ([1, 2], "body"),
+])
+def test_job_outside_profile_is_refused_with_400(portal, body, field):
+    hub = portal
+    tok = token(hub, "alice", FULL)
+    before = set(squeue_active("alice"))
+    jobs_before = len(api(hub, "alice", tok, "GET", "/jobs").json()["jobs"])
+    r = api(hub, "alice", tok, "POST", "/jobs", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["message"].startswith(f"{field}:"), r.json()
+    assert set(squeue_active("alice")) == before, "nothing was submitted"
+    assert len(api(hub, "alice", tok, "GET", "/jobs").json()["jobs"]) == jobs_before
+
+
+def test_malformed_json_is_400(portal):
+    tok = token(portal, "alice", FULL)
+    r = requests.post(f"{portal.url}/user/alice/portal/ink/api/v1/jobs", data=b"{not json",
+                      headers={"Authorization": f"token {tok}"}, timeout=30)
+    assert r.status_code == 400 and r.json()["message"] == "body: must be a JSON object"
+
+
+def test_cancel_a_running_job(portal):
+    hub = portal
+    tok = token(hub, "alice", FULL)
+    job = api(hub, "alice", tok, "POST", "/jobs", json={"command": ["sleep", "300"], "name": "sleeper"}).json()
+    wait_for(lambda: api(hub, "alice", tok, "GET", f"/jobs/{job['id']}").json()["state"] == "running",
+             timeout=30, message="job running")
+    assert job["backend_id"] in squeue_active("alice")
+    r = api(hub, "alice", tok, "DELETE", f"/jobs/{job['id']}")
+    assert r.status_code == 202 and r.json()["state"] == "cancelled", r.text
+    wait_for(lambda: job["backend_id"] not in squeue_active("alice"), timeout=30, message="job gone")
+    r = api(hub, "alice", tok, "DELETE", f"/jobs/{job['id']}")
+    assert r.status_code == 409 and "already ended" in r.json()["message"]
+    assert api(hub, "alice", tok, "GET", "/jobs/000000000000").status_code == 404
+    assert api(hub, "alice", tok, "DELETE", "/jobs/nope").status_code == 404
+
+
+def test_list_shows_only_workflow_jobs_of_the_user(portal, tmp_path):
+    """A job alice submits with sbatch herself, and bob's jobs, are not INK workflow jobs."""
+    hub = portal
+    tok = token(hub, "alice", FULL)
+    own = subprocess.run(["runuser", "-u", "alice", "--", "sbatch", "--parsable", "--wrap", "sleep 30",
+                          "--output=/dev/null"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        api_job = api(hub, "alice", tok, "POST", "/jobs", json={"command": ["true"]}).json()
+        listed = api(hub, "alice", tok, "GET", "/jobs", params={"state": "all"}).json()["jobs"]
+        assert api_job["id"] in {j["id"] for j in listed}
+        assert own not in {j["backend_id"] for j in listed}
+        assert all(j["backend"] == "slurm" for j in listed)
+        wait_final(hub, "alice", tok, api_job["id"])
+        ended = api(hub, "alice", tok, "GET", "/jobs", params={"state": "ended"}).json()["jobs"]
+        assert api_job["id"] in {j["id"] for j in ended}
+        active = api(hub, "alice", tok, "GET", "/jobs", params={"state": "active"}).json()["jobs"]
+        assert api_job["id"] not in {j["id"] for j in active}
+        assert api(hub, "alice", tok, "GET", "/jobs", params={"state": "bogus"}).status_code == 400
+    finally:
+        subprocess.run(["scancel", own])
