@@ -51,10 +51,18 @@ class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
 
     def check_xsrf_cookie(self):
         # A token in the Authorization header is not something a browser sends on its own,
-        # so it needs no XSRF check; cookie-authenticated browser requests keep it.
-        if self._header_token():
+        # so it needs no XSRF check; cookie-authenticated browser requests keep it. A request
+        # with neither is refused with 401 in prepare(), before anything happens.
+        if self._header_token() or self.current_user is None:
             return None
         return super().check_xsrf_cookie()
+
+    def write_error(self, status_code: int, **kwargs):
+        if status_code == 405:  # RFC 9110: say what is allowed
+            allowed = [m.upper() for m in ("get", "post", "put", "patch", "delete")
+                       if getattr(type(self), m) is not getattr(APIHandler, m)]
+            self.set_header("Allow", ", ".join(allowed + ["OPTIONS"]))
+        super().write_error(status_code, **kwargs)
 
     def fail(self, status: int, message: str):
         return web.HTTPError(status, message)
@@ -202,6 +210,8 @@ class OutputHandler(WorkflowHandler):
 
     @allow_unauthenticated
     async def get(self, key, stream):
+        if stream not in ("stdout", "stderr"):
+            raise self.fail(404, f"no output {stream!r}: jobs have 'stdout' and 'stderr'")
         record = self.get_record(key)
         offset_text = self.get_argument("offset", "0")
         limit_text = self.get_argument("limit", str(OUTPUT_LIMIT))
@@ -212,10 +222,9 @@ class OutputHandler(WorkflowHandler):
         (record,) = await self.workflow.refresh([record])
         path = record[f"{stream}_path"]
         data, size = await asyncio.to_thread(_read_from, path, int(offset_text), int(limit_text))
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("X-Ink-Size", str(size))
         self.set_header("X-Ink-Job-State", record["state"])
-        self.finish(data)
+        self.finish(data, set_content_type="text/plain; charset=utf-8")
 
 
 def _read_from(path: str, offset: int, limit: int) -> tuple[bytes, int]:
@@ -233,9 +242,20 @@ def handlers() -> list[tuple[str, type]]:
         (rf"{API}/?", InfoHandler),
         (rf"{API}/openapi\.json", OpenAPIHandler),
         (rf"{API}/jobs/?", JobsHandler),
-        (rf"{API}/jobs/([^/]+)/(stdout|stderr)", OutputHandler),
+        (rf"{API}/jobs/([^/]+)/([^/]+)", OutputHandler),
         (rf"{API}/jobs/([^/]+)/?", JobHandler),
+        (rf"{API}/.*", NotFoundHandler),
     ]
+
+
+class NotFoundHandler(WorkflowHandler):
+    """Anything else under the API: a JSON 404, not jupyter-server's HTML page."""
+
+    @allow_unauthenticated
+    def get(self):
+        raise self.fail(404, f"no such API path: {self.request.path}")
+
+    post = put = patch = delete = get
 
 
 def backend_error(e: BackendError) -> web.HTTPError:
