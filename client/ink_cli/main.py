@@ -384,7 +384,7 @@ def parser() -> argparse.ArgumentParser:
 
     files = sub.add_parser("files", help="your files on the cluster").add_subparsers(dest="action", required=True)
     fls = files.add_parser("ls", parents=[common], help="list a directory")
-    fls.add_argument("path", nargs="?", default="", help="absolute, or relative to your home")
+    fls.add_argument("path", nargs="?", default=".", help="absolute, or relative to your home")
     fls.add_argument("-a", "--all", action="store_true", help="include hidden files")
     fls.set_defaults(func=cmd_files_ls)
     get = files.add_parser("get", parents=[common], help="download a file (resumes a partial one)")

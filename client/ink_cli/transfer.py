@@ -70,11 +70,13 @@ def upload(client: Client, local: str, remote: str, overwrite: bool, bar_factory
     url = f"{FILES}/uploads/{quote(str(upload_id), safe='')}"
     with open(local, "rb") as f, bar_factory(total=size, initial=offset, desc=os.path.basename(local)) as bar:
         failures = 0
-        while offset < size or size == 0:
+        while offset < size and not opened.get("done"):  # an empty file is done at once
             f.seek(offset)
             data = f.read(CHUNK)
+            if not data:
+                raise InkError(f"{local} shrank while it was being uploaded", EXIT_REFUSED)
             end = offset + len(data) - 1
-            headers = {"Content-Range": f"bytes {offset}-{end}/{size}" if data else f"bytes */{size}",
+            headers = {"Content-Range": f"bytes {offset}-{end}/{size}",
                        "Content-Type": "application/octet-stream"}
             try:
                 reply = client.portal("PUT", url, data=data, headers=headers).json()
