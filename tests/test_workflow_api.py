@@ -268,3 +268,23 @@ def test_list_shows_only_workflow_jobs_of_the_user(portal, tmp_path):
         assert api(hub, "alice", tok, "GET", "/jobs", params={"state": "bogus"}).status_code == 400
     finally:
         subprocess.run(["scancel", own])
+
+
+def test_cli_sessions_start_ls_stop(hub, tmp_path):
+    """`ink sessions`: a JupyterLab session on Slurm started, listed and stopped with a token."""
+    tok = token(hub, "bob")
+    ink(tmp_path, "login", "--hub", hub.url, "--token", tok, check=True)
+    started = json.loads(ink(tmp_path, "sessions", "start", "jupyter", "--json", check=True).stdout)
+    assert started["ready"] is True and started["app"] == "jupyter"
+    assert hub.spawner_state("bob", "jupyter")["backend"] == "slurm"
+    job_id = hub.spawner_state("bob", "jupyter")["job_id"]
+    assert job_id in squeue_active("bob")
+    listed = ink(tmp_path, "sessions", "ls", check=True).stdout
+    assert "jupyter" in listed and "ready" in listed
+    ink(tmp_path, "sessions", "stop", "jupyter", check=True)
+    assert hub.server("bob", "jupyter") is None
+    wait_for(lambda: job_id not in squeue_active("bob"), timeout=30, message="session job gone")
+    assert ink(tmp_path, "sessions", "stop", "nosuchapp").returncode in (5, 6)
+    refused = ink(tmp_path, "sessions", "start", "jupyter", "--cpus", "64")
+    assert refused.returncode == 6 and "cpus" in refused.stderr
+    assert hub.server("bob", "jupyter") is None
