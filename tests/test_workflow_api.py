@@ -288,3 +288,43 @@ def test_cli_sessions_start_ls_stop(hub, tmp_path):
     refused = ink(tmp_path, "sessions", "start", "jupyter", "--cpus", "64")
     assert refused.returncode == 6 and "cpus" in refused.stderr
     assert hub.server("bob", "jupyter") is None
+
+
+def test_cli_files_ls_get_put(portal, tmp_path):
+    """`ink files` on the file manager's API (/ink/api/files, built separately): a multi-chunk
+    upload lands intact, the listing shows it, a download resumes a partial file with Range."""
+    hub = portal
+    tok = token(hub, "alice")
+    probe = requests.get(f"{hub.url}/user/alice/portal/ink/api/files/list", params={"path": "."},
+                         headers={"Authorization": f"token {tok}"}, timeout=30)
+    if probe.status_code == 404:
+        pytest.skip("the file manager API (/ink/api/files) is not in this build yet")
+    ink(tmp_path, "login", "--hub", hub.url, "--token", tok, check=True)
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    local = tmp_path / "payload.bin"
+    local.write_bytes(data)
+    name = f"ink-cli-test-{os.getpid()}.bin"
+    home = Path(pwd.getpwnam("alice").pw_dir)
+    try:
+        env_chunk = dict(os.environ, INK_CHUNK_SIZE=str(1 << 20))
+        r = subprocess.run([INK, "files", "put", str(local), name], capture_output=True, text=True,
+                           env={**env_chunk, "INK_CONFIG": str(tmp_path / "ink" / "config.json")}, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert (home / name).read_bytes() == data
+        assert pwd.getpwuid((home / name).stat().st_uid).pw_name == "alice"
+        again = ink(tmp_path, "files", "put", str(local), name)
+        assert again.returncode == 6, again.stderr  # exists: refused without --overwrite
+        listing = json.loads(ink(tmp_path, "files", "ls", ".", "--json", check=True).stdout)
+        (entry,) = [e for e in listing["entries"] if e["name"] == name]
+        assert entry["size"] == len(data)
+        # a partial download is continued with Range: the existing prefix is kept as it is
+        out = tmp_path / "down.bin"
+        (tmp_path / "down.bin.part").write_bytes(b"X" * 1000)
+        ink(tmp_path, "files", "get", name, str(out), check=True)
+        assert out.read_bytes() == b"X" * 1000 + data[1000:]
+        out.unlink()
+        ink(tmp_path, "files", "get", name, str(out), check=True)
+        assert out.read_bytes() == data
+        assert ink(tmp_path, "files", "get", "no-such-file", str(out)).returncode == 5
+    finally:
+        (home / name).unlink(missing_ok=True)

@@ -102,6 +102,13 @@ def _size(n) -> str:
     return str(n)
 
 
+def _when(mtime) -> str:
+    """A listing's mtime (seconds since the epoch, or ISO text) as local time."""
+    if isinstance(mtime, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime))
+    return str(mtime or "")[:16].replace("T", " ")
+
+
 # ---- login ------------------------------------------------------------------------------------
 
 def cmd_login(args, out: Out) -> int:
@@ -271,7 +278,7 @@ def cmd_jobs_logs(args, out: Out) -> int:
 def cmd_files_ls(args, out: Out) -> int:
     listing = client_from(args, out).list_dir(args.path, args.all)
     rows = [[e.get("perms", ""), e.get("owner", ""), _size(e.get("size")),
-             str(e.get("mtime", ""))[:19].replace("T", " "),
+             _when(e.get("mtime")),
              e["name"] + ("/" if e.get("type") == "directory" else "")] for e in listing["entries"]]
     out.emit(listing, _table(rows, ["PERMS", "OWNER", "SIZE", "MODIFIED", "NAME"]))
     return EXIT_OK

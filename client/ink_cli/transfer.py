@@ -15,8 +15,13 @@ from urllib.parse import quote
 
 from .api import FILES, EXIT_REFUSED, Client, InkError
 
-CHUNK = 8 << 20
 RETRIES = 3
+
+
+def chunk_size() -> int:
+    """Bytes per upload request (INK_CHUNK_SIZE, default 8 MiB): smaller on flaky links."""
+    value = os.environ.get("INK_CHUNK_SIZE", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 8 << 20
 
 
 def download(client: Client, remote: str, local: str, bar_factory) -> dict:
@@ -68,11 +73,12 @@ def upload(client: Client, local: str, remote: str, overwrite: bool, bar_factory
                            json={"path": remote, "size": size, "overwrite": overwrite}).json()
     upload_id, offset = opened["id"], int(opened.get("offset", 0))
     url = f"{FILES}/uploads/{quote(str(upload_id), safe='')}"
+    chunk = chunk_size()
     with open(local, "rb") as f, bar_factory(total=size, initial=offset, desc=os.path.basename(local)) as bar:
         failures = 0
         while offset < size and not opened.get("done"):  # an empty file is done at once
             f.seek(offset)
-            data = f.read(CHUNK)
+            data = f.read(chunk)
             if not data:
                 raise InkError(f"{local} shrank while it was being uploaded", EXIT_REFUSED)
             end = offset + len(data) - 1
