@@ -328,3 +328,36 @@ def test_cli_files_ls_get_put(portal, tmp_path):
         assert ink(tmp_path, "files", "get", "no-such-file", str(out)).returncode == 5
     finally:
         (home / name).unlink(missing_ok=True)
+
+
+def test_job_environment_has_no_hub_secret(portal):
+    """The portal holds the user's server token; a batch job never receives it."""
+    hub = portal
+    tok = token(hub, "alice", FULL)
+    job = api(hub, "alice", tok, "POST", "/jobs", json={"command": ["env"], "env": {"MY_SETTING": "on"}}).json()
+    wait_final(hub, "alice", tok, job["id"])
+    env = api(hub, "alice", tok, "GET", f"/jobs/{job['id']}/stdout").text
+    assert "MY_SETTING=on" in env and f"INK_JOB_ID={job['id']}" in env and "USER=alice" in env
+    assert "JUPYTERHUB" not in env and "API_TOKEN" not in env and tok not in env
+
+
+def test_jobs_on_the_local_backend(hub_factory):
+    """The same API routes jobs to the hub's backend: here `local` (processes as the user)."""
+    hub = hub_factory(backend="local", catalogue=CATALOGUE)
+    hub.start_and_wait("carol", "portal")
+    tok = token(hub, "carol", FULL)
+    info = api(hub, "carol", tok, "GET", "/").json()
+    assert info["profile"]["backend"] == "local" and info["user"] == "carol"
+    job = api(hub, "carol", tok, "POST", "/jobs", json={"command": ["sh", "-c", "id -un; sleep 60"]}).json()
+    assert job["backend"] == "local"
+    wait_for(lambda: api(hub, "carol", tok, "GET", f"/jobs/{job['id']}/stdout").text == "carol\n",
+             timeout=30, message="local job output")
+    pid = int(job["backend_id"].split(".")[0])
+    assert pwd.getpwuid(os.stat(f"/proc/{pid}").st_uid).pw_name == "carol"
+    r = api(hub, "carol", tok, "DELETE", f"/jobs/{job['id']}")
+    assert r.status_code == 202 and r.json()["state"] == "cancelled"
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15, message="local job process gone")
+    done = api(hub, "carol", tok, "POST", "/jobs", json={"command": ["sh", "-c", "exit 5"]}).json()
+    final = wait_final(hub, "carol", tok, done["id"])
+    assert (final["state"], final["exit_code"]) == ("failed", 5)
+    hub.stop_server("carol", "portal")
