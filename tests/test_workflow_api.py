@@ -266,6 +266,9 @@ def test_list_shows_only_workflow_jobs_of_the_user(portal, tmp_path):
         active = api(hub, "alice", tok, "GET", "/jobs", params={"state": "active"}).json()["jobs"]
         assert api_job["id"] not in {j["id"] for j in active}
         assert api(hub, "alice", tok, "GET", "/jobs", params={"state": "bogus"}).status_code == 400
+        assert api(hub, "alice", tok, "GET", "/jobs", params={"limit": "\u00b2"}).status_code == 400
+        r = api(hub, "alice", tok, "GET", f"/jobs/{api_job['id']}/stdout", params={"offset": "\u0661"})
+        assert r.status_code == 400 and r.json()["message"].startswith("offset:")
     finally:
         subprocess.run(["scancel", own])
 

@@ -156,3 +156,8 @@ def test_client_exit_codes():
 
     assert [exit_code_for(s) for s in (400, 401, 403, 404, 409, 422, 424, 500, 503)] == \
         [6, 3, 4, 5, 6, 6, 7, 7, 7]
+
+
+def test_null_is_not_a_default(tmp_path):
+    with pytest.raises(RequestError, match="^cpus: must be an integer"):
+        check_request(PROFILE, {"command": ["x"], "cpus": None}, str(tmp_path))

@@ -105,6 +105,8 @@ class Workflow:
         try:
             await self.backend.cancel(record["backend_id"], self.unix_user)
         except BackendError as e:
+            record.pop("cancel_requested", None)  # not cancelled: let its real end show
+            self.store.save(record)
             raise backend_error(e) from None
         for _ in range(20):  # the scheduler takes a moment to report it gone
             (record,) = await self.refresh([record])

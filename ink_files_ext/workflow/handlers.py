@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
@@ -30,6 +31,7 @@ from .profile import RequestError, check_request, make_jobspec
 from .store import ACTIVE, FINAL, public
 
 API = "/ink/api/v1"
+_NUMBER = re.compile(r"^[0-9]{1,15}$")  # ASCII digits only (str.isdigit() accepts '²')
 OUTPUT_LIMIT = 4 << 20  # most bytes of output one request returns
 
 
@@ -123,8 +125,8 @@ class InfoHandler(WorkflowHandler):
     @allow_unauthenticated
     async def get(self):
         wf = self.workflow
-        scopes = sorted(s.split("!")[0] for s in self.hub_user.get("scopes", [])
-                        if s.startswith("custom:ink:"))
+        scopes = sorted({s.split("!")[0] for s in self.hub_user.get("scopes", [])
+                         if s.startswith("custom:ink:")})
         self.write_json({
             "version": "1",
             "user": wf.owner,
@@ -155,7 +157,7 @@ class JobsHandler(WorkflowHandler):
         if state not in ("all", "active", "ended"):
             raise self.fail(400, "state: must be 'all', 'active' or 'ended'")
         limit_text = self.get_argument("limit", "200")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        if not _NUMBER.match(limit_text) or not 1 <= int(limit_text) <= 1000:
             raise self.fail(400, "limit: must be an integer from 1 to 1000")
         records = await self.workflow.refresh(self.workflow.store.all())
         if state == "active":
@@ -215,9 +217,9 @@ class OutputHandler(WorkflowHandler):
         record = self.get_record(key)
         offset_text = self.get_argument("offset", "0")
         limit_text = self.get_argument("limit", str(OUTPUT_LIMIT))
-        if not offset_text.isdigit() or len(offset_text) > 15:
+        if not _NUMBER.match(offset_text):
             raise self.fail(400, "offset: must be a non-negative integer")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= OUTPUT_LIMIT:
+        if not _NUMBER.match(limit_text) or not 1 <= int(limit_text) <= OUTPUT_LIMIT:
             raise self.fail(400, f"limit: must be an integer from 1 to {OUTPUT_LIMIT}")
         (record,) = await self.workflow.refresh([record])
         path = record[f"{stream}_path"]

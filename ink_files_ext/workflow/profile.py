@@ -64,13 +64,11 @@ def _typed(body) -> dict:
         expected = REQUEST_FIELDS.get(key)
         if expected is None:
             raise RequestError(key, f"unknown field (allowed: {', '.join(REQUEST_FIELDS)})")
-        if value is None:
-            continue
         if isinstance(value, bool) or not isinstance(value, expected):
             kind = {list: "a list of strings", str: "a string", int: "an integer",
                     dict: "an object of strings"}[expected]
             raise RequestError(key, f"must be {kind}")
-    return {k: v for k, v in body.items() if v is not None}
+    return body
 
 
 def _within(field: str, value: int, low: int, high: int) -> int:

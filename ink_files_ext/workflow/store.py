@@ -115,10 +115,12 @@ class JobStore:
         if code is None and not status.settled:
             record.update(state="running", reason=status.reason)  # ending (Slurm: completing)
             return record
-        if record.get("cancel_requested"):
+        if code == 0:
+            state, reason = "completed", None  # it finished before a cancel reached it
+        elif record.get("cancel_requested"):
             state, reason = "cancelled", "cancelled through the API"
         elif code is not None:
-            state, reason = ("completed", None) if code == 0 else ("failed", f"exit code {code}")
+            state, reason = "failed", f"exit code {code}"
         elif status.reason in ("cancelled", "timeout", "preempted"):
             state, reason = ("cancelled" if status.reason == "cancelled" else "failed"), status.reason
         else:
