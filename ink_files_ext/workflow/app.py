@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 
-from ink_spawner.backends import BackendError, get_backend
+from ink_spawner.backends import BackendError, backend_class
 from ink_spawner.backends.base import minimal_env
 
 from .handlers import backend_error, handlers
@@ -41,7 +41,9 @@ class Workflow:
     @property
     def backend(self):
         if self._backend is None:
-            self._backend = get_backend(self.profile.backend, config=self.config, log=self.log)
+            # as this server's own user: no runuser (it is not root), no shared-hub warning
+            self._backend = backend_class(self.profile.backend)(
+                config=self.config, log=self.log, run_as_user=False, in_user_server=True)
         return self._backend
 
     def base_env(self) -> dict:

@@ -132,9 +132,16 @@ class Backend(LoggingConfigurable):
     def _run_as_user_default(self):
         return os.geteuid() == 0
 
+    in_user_server = Bool(
+        False,
+        help="Set (not configured) when the backend runs inside one user's own server (the job "
+        "API in the portal): submitting as that process's user is then the point, not a demo "
+        "shortcut.",
+    )
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if not self.run_as_user:
+        if not self.run_as_user and not self.in_user_server:
             self.log.warning(
                 "%s backend: run_as_user is off, so every user's session runs as the hub's own "
                 "Unix user and can read the others' files and tokens. Fine for a one-person demo, "
