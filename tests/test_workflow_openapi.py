@@ -19,7 +19,7 @@ from openapi_spec_validator import validate
 from ink_files_ext.workflow import handlers as wf_handlers
 from ink_files_ext.workflow.openapi import document
 
-from .conftest import SLURM_HUB_CONFIG, cancel_test_jobs, squeue_active, wait_for
+from .conftest import SLURM_HUB_CONFIG, cancel_test_jobs, wait_for
 from .harness import REPO, Hub
 from .test_workflow_api import CATALOGUE, FULL, token
 
@@ -123,4 +123,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(hub, tmp_pat
     r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=1200)
     report = r.stdout[-6000:] + r.stderr[-2000:]
     assert r.returncode == 0, report
-    wait_for(lambda: not squeue_active("alice"), timeout=120, message="schemathesis jobs finished")
+    wait_for(lambda: not active_workflow_jobs("alice"), timeout=120, message="schemathesis jobs finished")
+
+
+def active_workflow_jobs(user: str) -> list[str]:
+    out = subprocess.run(["squeue", "--noheader", f"--user={user}", "--format=%i|%k"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "ink=workflow" in line]

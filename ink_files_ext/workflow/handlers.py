@@ -27,7 +27,7 @@ from ink_spawner.backends.base import BackendError
 from ink_spawner.workflow import SCOPE_JOBS, SCOPE_JOBS_READ
 
 from . import openapi
-from .profile import RequestError, check_request, make_jobspec
+from .profile import RequestError, check_request
 from .store import ACTIVE, FINAL, public
 
 API = "/ink/api/v1"
