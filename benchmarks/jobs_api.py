@@ -54,9 +54,9 @@ c.SlurmBackend.spawn_poll_interval = 0.5
 def direct_sbatch_argv(tag: str, home: str, n: int, job_dir: str) -> tuple[list[str], dict]:
     """The command line the API builds for the same job, for a direct sbatch of it."""
     spec = JobSpec(
-        user=USER, name=f"direct{tag}", command=("/bin/sh", "-c", JOB_WRAPPER, "ink-job", "true"),
-        env={"HOME": home, "USER": USER, "INK_JOB_STDERR": f"{job_dir}/stderr-{n}",
-             "INK_JOB_EXIT": f"{job_dir}/exit-{n}"},
+        user=USER, name=f"direct{tag}",
+        command=("/bin/sh", "-c", JOB_WRAPPER, "ink-job", f"{job_dir}/stderr-{n}", f"{job_dir}/exit-{n}", "true"),
+        env={"HOME": home, "USER": USER, "INK_JOB_ID": f"{n:012x}", "INK_EXPERIMENT": "default"},
         workdir=home, output_path=f"{job_dir}/stdout-{n}", memory_mb=100, walltime_s=300,
         tags={"ink": "bench", "run": tag},
     )

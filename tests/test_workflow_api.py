@@ -267,7 +267,6 @@ def test_list_shows_only_workflow_jobs_of_the_user(portal, tmp_path):
         listed = api(hub, "alice", tok, "GET", "/jobs", params={"state": "all"}).json()["jobs"]
         assert api_job["id"] in {j["id"] for j in listed}
         assert own not in {j["backend_id"] for j in listed}
-        assert all(j["backend"] == "slurm" for j in listed)
         wait_final(hub, "alice", tok, api_job["id"])
         ended = api(hub, "alice", tok, "GET", "/jobs", params={"state": "ended"}).json()["jobs"]
         assert api_job["id"] in {j["id"] for j in ended}

@@ -76,19 +76,33 @@ def test_jobspec_wraps_argv_without_a_shell_string_and_keeps_routing(tmp_path):
                                   "env": {"A": "1"}}, str(tmp_path))
     spec = make_jobspec(req, user="alice", job_id="0123456789ab", job_dir=str(tmp_path / "j"),
                         command=list(req.argv), base_env={"HOME": str(tmp_path)})
-    assert spec.command == ("/bin/sh", "-c", JOB_WRAPPER, "ink-job", "echo", "$(rm -rf ~)", "; ls")
+    j = str(tmp_path / "j")
+    assert spec.command == ("/bin/sh", "-c", JOB_WRAPPER, "ink-job", f"{j}/stderr", f"{j}/exit_code",
+                            "echo", "$(rm -rf ~)", "; ls")
     assert spec.partition == "juno" and spec.account == "juno-acct" and spec.image == "/cvmfs/img/el9.sif"
-    assert spec.env["A"] == "1" and spec.env["INK_JOB_STDERR"].endswith("/j/stderr")
+    assert spec.env["A"] == "1" and spec.env["INK_JOB_ID"] == "0123456789ab"
+    assert spec.name == "job-0123456789ab" and spec.job_name == "ink-job-0123456789ab"
     assert spec.tags == {"ink": "workflow", "user": "alice", "job": "0123456789ab"}
     argv = SlurmBackend(run_as_user=False).sbatch_argv(spec)
     assert "--partition=juno" in argv and "--comment=ink=workflow,job=0123456789ab,user=alice" in argv
 
 
+def test_htcondor_jobs_load_their_private_environment(tmp_path):
+    """On HTCondor the environment is in a 0600 file, not the job ad: ink_spawner.jobenv loads it."""
+    import sys
+
+    env_file = tmp_path / "job.env"
+    env_file.write_text(json.dumps({"GREETING": "hello", "PATH": "/usr/bin:/bin"}))
+    r = subprocess.run([sys.executable, "-m", "ink_spawner.jobenv", "--", "sh", "-c", "echo $GREETING"],
+                       env={"INK_ENV_FILE": str(env_file), "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (0, "hello\n"), r.stderr
+
+
 def test_wrapper_keeps_stderr_and_exit_status_apart(tmp_path):
-    env = {"INK_JOB_STDERR": str(tmp_path / "err"), "INK_JOB_EXIT": str(tmp_path / "exit"),
-           "PATH": "/usr/bin:/bin"}
-    r = subprocess.run(["/bin/sh", "-c", JOB_WRAPPER, "ink-job", "sh", "-c", "echo out; echo err >&2; exit 4"],
-                       env=env, capture_output=True, text=True)
+    r = subprocess.run(["/bin/sh", "-c", JOB_WRAPPER, "ink-job", str(tmp_path / "err"), str(tmp_path / "exit"),
+                        "sh", "-c", "echo out; echo err >&2; exit 4"],
+                       env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert (r.returncode, r.stdout, r.stderr) == (4, "out\n", "")
     assert (tmp_path / "err").read_text() == "err\n" and (tmp_path / "exit").read_text() == "4\n"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -36,19 +37,31 @@ class Workflow:
     log: object
     config: object = None
     job_path: str = ""
-    _backend: object = field(default=None, repr=False)
+    _backends: dict = field(default_factory=dict, repr=False)
 
     @property
     def backend(self):
-        if self._backend is None:
+        """The backend new jobs go to (the hub's, from the profile)."""
+        return self.backend_named(self.profile.backend)
+
+    def backend_named(self, name: str):
+        """One instance per backend in this server; older jobs keep the backend they ran on."""
+        if name not in self._backends:
             # as this server's own user: no runuser (it is not root), no shared-hub warning
-            self._backend = backend_class(self.profile.backend)(
+            self._backends[name] = backend_class(name)(
                 config=self.config, log=self.log, run_as_user=False, in_user_server=True)
-        return self._backend
+        return self._backends[name]
 
     def base_env(self) -> dict:
         return {"HOME": self.home, "USER": self.unix_user, "LOGNAME": self.unix_user,
                 "PATH": self.job_path, "LANG": os.environ.get("LANG", "C.UTF-8")}
+
+    def launcher(self) -> tuple[str, ...]:
+        """What runs in front of a job's command on this backend. HTCondor keeps the job's
+        environment in a private file, not in the (world-readable) job ad: load it first."""
+        if self.backend.name == "htcondor":
+            return (sys.executable, "-m", "ink_spawner.jobenv", "--")
+        return ()
 
     @property
     def unix_user(self) -> str:
@@ -66,7 +79,7 @@ class Workflow:
             else:
                 command = list(req.argv)
             spec = make_jobspec(req, user=self.unix_user, job_id=job_id, job_dir=job_dir,
-                                command=command, base_env=self.base_env())
+                                command=command, base_env=self.base_env(), launcher=self.launcher())
             for name in ("stdout", "stderr"):  # readable at once, even before the job starts
                 os.close(os.open(os.path.join(job_dir, name), os.O_WRONLY | os.O_CREAT, 0o600))
             backend_id = await self.backend.submit(spec)
@@ -90,22 +103,27 @@ class Workflow:
         return record
 
     async def refresh(self, records: list[dict]) -> list[dict]:
-        """Current states, with ONE backend query for all active records."""
-        active = {r["backend_id"] for r in records if r["state"] in ACTIVE}
-        if not active:
-            return records
-        try:
-            statuses = await self.backend.query(active)
-        except BackendError as e:
-            self.log.warning("INK job API: status query failed: %s", e)
-            return records  # last known states; never declare a job ended on a hiccup
-        return [self.store.update(r, statuses.get(r["backend_id"])) for r in records]
+        """Current states, with ONE query per backend for all its active records."""
+        by_backend: dict[str, set] = {}
+        for r in records:
+            if r["state"] in ACTIVE:
+                by_backend.setdefault(r["backend"], set()).add(r["backend_id"])
+        statuses: dict[tuple[str, str], object] = {}
+        for name, ids in by_backend.items():
+            try:
+                found = await self.backend_named(name).query(ids)
+            except (BackendError, ValueError) as e:
+                # last known states: never declare a job ended on a hiccup
+                self.log.warning("INK job API: %s status query failed: %s", name, e)
+                continue
+            statuses.update({(name, job_id): status for job_id, status in found.items()})
+        return [self.store.update(r, statuses.get((r["backend"], r["backend_id"]))) for r in records]
 
     async def cancel(self, record: dict) -> dict:
         record["cancel_requested"] = True
         self.store.save(record)
         try:
-            await self.backend.cancel(record["backend_id"], self.unix_user)
+            await self.backend_named(record["backend"]).cancel(record["backend_id"], self.unix_user)
         except BackendError as e:
             record.pop("cancel_requested", None)  # not cancelled: let its real end show
             self.store.save(record)

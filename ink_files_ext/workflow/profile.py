@@ -22,9 +22,11 @@ REQUEST_FIELDS = {"command": list, "script": str, "name": str, "experiment": str
 MAX_SCRIPT = 1 << 20  # bytes
 MAX_ARGS = 4096
 
-# A constant program, never built from input: the job's argv runs as "$@"; its stderr goes to
-# its own file and its exit status is kept, so that both survive the scheduler forgetting the job.
-JOB_WRAPPER = '"$@" 2>>"$INK_JOB_STDERR"; status=$?; echo "$status" >"$INK_JOB_EXIT"; exit "$status"'
+# A constant program, never built from input: its first two arguments are the job's stderr
+# and exit-status files, the rest is the job's argv, run as "$@". Stderr and exit status are
+# kept in the job's directory, so that both survive the scheduler forgetting the job.
+JOB_WRAPPER = ('err=$1 status_file=$2; shift 2; "$@" 2>>"$err"; status=$?; '
+               'echo "$status" >"$status_file"; exit "$status"')
 
 
 class RequestError(ValueError):
@@ -170,17 +172,20 @@ def check_request(profile: Profile, body, home: str) -> CheckedRequest:
 
 
 def make_jobspec(req: CheckedRequest, *, user: str, job_id: str, job_dir: str, command: list[str],
-                 base_env: dict) -> JobSpec:
-    """The JobSpec of a checked request: its argv wrapped so stderr and exit status are kept."""
+                 base_env: dict, launcher: tuple[str, ...] = ()) -> JobSpec:
+    """The JobSpec of a checked request: its argv wrapped so stderr and exit status are kept.
+
+    ``launcher`` goes in front (HTCondor: the loader of the job's environment file). The
+    scheduler's job name is ``ink-NAME-ID``: unique, so per-job files of a backend never clash."""
     env = dict(base_env)
     env.update(req.env)
-    env.update(INK_JOB_ID=job_id, INK_EXPERIMENT=req.experiment,
-               INK_JOB_STDERR=os.path.join(job_dir, "stderr"),
-               INK_JOB_EXIT=os.path.join(job_dir, "exit_code"))
+    env.update(INK_JOB_ID=job_id, INK_EXPERIMENT=req.experiment)
     routing = {k: v for k, v in req.routing.items() if k in ("partition", "account", "qos", "requirements")}
+    wrapped = ("/bin/sh", "-c", JOB_WRAPPER, "ink-job", os.path.join(job_dir, "stderr"),
+               os.path.join(job_dir, "exit_code"), *command)
     try:
         return JobSpec(
-            user=user, name=req.name, command=("/bin/sh", "-c", JOB_WRAPPER, "ink-job", *command),
+            user=user, name=f"{req.name[:19]}-{job_id}", command=(*launcher, *wrapped),
             env=env, workdir=req.workdir, output_path=os.path.join(job_dir, "stdout"),
             cpus=req.cpus, memory_mb=req.memory_mb, gpus=req.gpus, walltime_s=req.walltime_s,
             image=req.image_path, tags={"ink": "workflow", "user": user, "job": job_id}, **routing,
