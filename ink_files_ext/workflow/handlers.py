@@ -53,9 +53,13 @@ class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
 
     def check_xsrf_cookie(self):
         # A token in the Authorization header is not something a browser sends on its own,
-        # so it needs no XSRF check; cookie-authenticated browser requests keep it. A request
-        # with neither is refused with 401 in prepare(), before anything happens.
-        if self._header_token() or self.current_user is None:
+        # so it needs no XSRF check; cookie-authenticated browser requests keep it (HubOAuth
+        # calls this while it looks at the cookie, before any user is known, and ignores a
+        # cookie that fails it). A request that ends up with no user at all is refused with
+        # 401 in prepare(), before anything happens.
+        if self._header_token():
+            return None
+        if hasattr(self, "_jupyter_current_user") and self._jupyter_current_user is None:
             return None
         return super().check_xsrf_cookie()
 
