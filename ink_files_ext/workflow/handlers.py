@@ -105,8 +105,8 @@ class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
                             "for the job API (your portal server is)")
         return self.workflow.profile
 
-    def get_record(self, key: str) -> dict:
-        record = self.workflow.store.find(key)
+    async def get_record(self, key: str) -> dict:
+        record = await asyncio.to_thread(self.workflow.store.find, key)
         if record is None:
             raise self.fail(404, f"no job {key!r} among your INK jobs")
         return record
@@ -163,7 +163,8 @@ class JobsHandler(WorkflowHandler):
         limit_text = self.get_argument("limit", "200")
         if not _NUMBER.match(limit_text) or not 1 <= int(limit_text) <= 1000:
             raise self.fail(400, "limit: must be an integer from 1 to 1000")
-        records = await self.workflow.refresh(self.workflow.store.all())
+        records = await asyncio.to_thread(self.workflow.store.all)  # many small files: off the loop
+        records = await self.workflow.refresh(records)
         if state == "active":
             records = [r for r in records if r["state"] in ACTIVE]
         elif state == "ended":
@@ -192,13 +193,13 @@ class JobHandler(WorkflowHandler):
 
     @allow_unauthenticated
     async def get(self, key):
-        record = self.get_record(key)
+        record = await self.get_record(key)
         (record,) = await self.workflow.refresh([record])
         self.write_json(public(record))
 
     @allow_unauthenticated
     async def delete(self, key):
-        record = self.get_record(key)
+        record = await self.get_record(key)
         (record,) = await self.workflow.refresh([record])
         if record["state"] in FINAL:
             raise self.fail(409, f"job {record['id']} has already ended ({record['state']})")
@@ -218,7 +219,7 @@ class OutputHandler(WorkflowHandler):
     async def get(self, key, stream):
         if stream not in ("stdout", "stderr"):
             raise self.fail(404, f"no output {stream!r}: jobs have 'stdout' and 'stderr'")
-        record = self.get_record(key)
+        record = await self.get_record(key)
         offset_text = self.get_argument("offset", "0")
         limit_text = self.get_argument("limit", str(OUTPUT_LIMIT))
         if not _NUMBER.match(offset_text):
