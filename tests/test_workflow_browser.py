@@ -59,7 +59,8 @@ def test_token_page_scopes_and_revocation(hub_factory):
             assert info.status == 200 and info.json()["user"] == "dave" and info.json()["scopes"] == []
             forged = page.request.post(jobs, data={"command": ["id"]})  # cookie, no XSRF token
             assert forged.status == 401, forged.text()  # the cookie is not accepted without it
-            xsrf = next(c["value"] for c in page.context.cookies() if c["name"] == "_xsrf")
+            xsrf = next(c["value"] for c in page.context.cookies(f"{hub.url}/user/dave/portal/")
+                        if c["name"] == "_xsrf" and c["path"].startswith("/user/dave/portal"))
             with_xsrf = page.request.post(jobs, data={"command": ["id"]}, headers={"X-XSRFToken": xsrf})
             assert with_xsrf.status == 403 and "custom:ink:jobs" in with_xsrf.json()["message"]
             assert page.request.get(jobs).status == 403  # no custom:ink:jobs:read on a browser login

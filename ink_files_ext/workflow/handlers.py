@@ -1,13 +1,7 @@
 """The job API's handlers: ``/ink/api/v1/...`` in the user's own server, as the user.
 
-Authentication and authorization, on every request:
-
-- a token (``Authorization: token ...``) is checked with the hub *without* the server's
-  five-minute cache, so that an expired or revoked token is refused at once (401);
-- the token (or the browser's login) must be allowed into this server (JupyterHub's access
-  scope) and must carry the INK scope of the action (``custom:ink:jobs:read`` to read,
-  ``custom:ink:jobs`` to submit or cancel), else 403 naming the missing scope.
-
+Every request is authenticated and authorized by :mod:`.auth` (token checked with the hub
+without cache: 401 at once when expired or revoked; INK scope of the action: 403 naming it).
 Errors are JSON ``{"message": ...}`` with a real status code (jupyter-server's APIHandler).
 """
 
@@ -26,7 +20,7 @@ from tornado import web
 from ink_spawner.backends.base import BackendError
 from ink_spawner.workflow import SCOPE_JOBS, SCOPE_JOBS_READ
 
-from . import openapi
+from . import auth, openapi
 from .profile import RequestError, check_request
 from .store import ACTIVE, FINAL, public
 
@@ -44,20 +38,13 @@ class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
     def workflow(self):
         return self.settings["ink_workflow"]
 
-    @property
-    def hub_auth(self):
-        return getattr(self.identity_provider, "hub_auth", None)
-
-    def _header_token(self) -> str:
-        return self.hub_auth.get_token(self, in_cookie=False) if self.hub_auth is not None else ""
-
     def check_xsrf_cookie(self):
         # A token in the Authorization header is not something a browser sends on its own,
         # so it needs no XSRF check; cookie-authenticated browser requests keep it (HubOAuth
         # calls this while it looks at the cookie, before any user is known, and ignores a
         # cookie that fails it). A request that ends up with no user at all is refused with
         # 401 in prepare(), before anything happens.
-        if self._header_token():
+        if auth.header_token(self):
             return None
         if hasattr(self, "_jupyter_current_user") and self._jupyter_current_user is None:
             return None
@@ -77,27 +64,9 @@ class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
         await super().prepare()
         if self.request.method == "OPTIONS":
             return
-        if self.hub_auth is None:
-            raise self.fail(503, "the INK job API needs a server started by JupyterHub")
-        token = self._header_token()
-        if token:
-            model = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
-            if model is None:
-                self.set_header("WWW-Authenticate", 'token realm="INK"')
-                raise self.fail(401, "the token is invalid, expired or revoked")
-        elif self.current_user is not None:
-            model = self.current_user.hub_user
-        else:
-            self.set_header("WWW-Authenticate", 'token realm="INK"')
-            raise self.fail(401, "authentication required: send 'Authorization: token <your hub token>'")
-        if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
-            raise self.fail(403, f"this token may not access {self.workflow.owner}'s server "
-                            f"{self.workflow.server_name or ''}".strip())
+        self.hub_user = await auth.authenticate(self)
         if self.required_scope:
-            needed = f"{self.required_scope}!user={self.workflow.owner}"
-            if not self.hub_auth.check_scopes({needed}, model):
-                raise self.fail(403, f"this token lacks the scope {self.required_scope}")
-        self.hub_user = model
+            auth.require_scope(self, self.hub_user, self.required_scope)
 
     def require_profile(self):
         if self.workflow.profile is None:
