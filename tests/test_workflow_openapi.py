@@ -120,7 +120,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(hub, tmp_pat
             "--max-examples", os.environ.get("INK_SCHEMATHESIS_EXAMPLES", "40"),
             "--seed", "4242", "--request-timeout", "60", "--workers", "1",
             "--report", "junit", "--report-dir", str(tmp_path)]
-    r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=1200)
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1200)
     report = r.stdout[-6000:] + r.stderr[-2000:]
     assert r.returncode == 0, report
     wait_for(lambda: not active_workflow_jobs("alice"), timeout=120, message="schemathesis jobs finished")
