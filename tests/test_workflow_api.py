@@ -254,6 +254,14 @@ def test_cancel_a_running_job(portal):
     assert r.status_code == 409 and "already ended" in r.json()["message"]
     assert api(hub, "alice", tok, "GET", "/jobs/000000000000").status_code == 404
     assert api(hub, "alice", tok, "DELETE", "/jobs/nope").status_code == 404
+    # no way out of the job directory through an id, and output is never rendered as HTML
+    for bad in ("..%2F..%2F.bashrc", "%2e%2e", ".ink", "..%2Fjobs"):
+        r = api(hub, "alice", tok, "GET", f"/jobs/{bad}/stdout")
+        assert r.status_code == 404 and r.headers["Content-Type"].startswith("application/json"), bad
+    out = api(hub, "alice", tok, "GET", f"/jobs/{job['id']}/stdout")
+    assert out.headers["Content-Type"].startswith("text/plain")
+    assert out.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in out.headers["Content-Security-Policy"]
 
 
 def test_list_shows_only_workflow_jobs_of_the_user(portal, tmp_path):
