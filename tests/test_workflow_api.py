@@ -161,6 +161,23 @@ def test_cli_job_runs_as_user_and_output_comes_back(hub, tmp_path):
     assert ink(tmp_path, "jobs", "ls").returncode == 3
 
 
+def test_least_privilege_token_of_the_guide(hub, tmp_path):
+    """The token the user guide suggests for a jobs workflow is enough: it starts the portal
+    on demand and submits, and nothing more (no sessions, no files scope)."""
+    if hub.server("alice", "portal"):
+        hub.stop_server("alice", "portal")
+    tok = token(hub, "alice", ["access:servers!server=alice/portal", "servers!server=alice/portal",
+                               "read:servers!server=alice/portal", "custom:ink:jobs!user"])
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "INK_HUB_URL": hub.url, "INK_TOKEN": tok}
+    r = subprocess.run([INK, "jobs", "submit", "--follow", "--", "echo", "least"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert (r.returncode, r.stdout) == (0, "least\n"), r.stderr
+    r = subprocess.run([INK, "sessions", "start", "jupyter"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    # the token may start only the portal (the hub answers 404, not to reveal other servers)
+    assert r.returncode == 5 and "No access" in r.stderr, r.stderr
+
+
 def test_token_without_scope_is_403_expired_and_revoked_are_401(portal):
     hub = portal
     no_ink = token(hub, "alice", ["access:servers!user", "read:users:name!user"])
