@@ -48,6 +48,11 @@ class Out:
         self.json = getattr(args, "json", False)
         self.quiet = getattr(args, "quiet", False)
         self.progress = not (self.json or self.quiet) and sys.stderr.isatty()
+        self.bars: list = []  # status lines to clear before the program exits
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
 
     def emit(self, data, text: str | None = None) -> None:
         if self.json:
@@ -68,6 +73,7 @@ class Out:
         from tqdm import tqdm
 
         bar = tqdm(total=100, file=sys.stderr, bar_format="{desc} {bar:20} {elapsed}", leave=False)
+        self.bars.append(bar)
 
         def update(message, fraction):
             bar.set_description_str(str(message)[:70])
@@ -437,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"ink: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    finally:
+        out.close()
 
 
 if __name__ == "__main__":
