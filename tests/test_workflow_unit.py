@@ -175,3 +175,65 @@ def test_client_exit_codes():
 def test_null_is_not_a_default(tmp_path):
     with pytest.raises(RequestError, match="^cpus: must be an integer"):
         check_request(PROFILE, {"command": ["x"], "cpus": None}, str(tmp_path))
+
+
+SITE = """
+limits: {cpus: 4, memory: 8G, walltime: "24:00:00"}
+experiments:
+  juno:
+    title: JUNO
+    members: {users: [alice, bob]}
+    apps: [portal]
+    limits: {cpus: 2}
+    routing:
+      slurm: {partition: juno, account: juno-acct}
+      htcondor: {accounting_group: group_juno, requirements: 'OpSysMajorVer == 9'}
+  atlas:
+    title: ATLAS
+    members: {users: [carol]}
+    apps: [portal]
+overrides:
+  alice: {limits: {cpus: 4}}
+"""
+
+
+async def test_hub_hands_the_portal_the_users_batch_profile(tmp_path):
+    """What the hub passes in INK_WORKFLOW: only the user's experiments, limits with the user's
+    override, the routing of the hub's backend; the portal app is marked jobs: true."""
+    from ink_hub.catalogue.load import load_site
+    from ink_hub.catalogue.resolve import CatalogueResolver
+    from ink_hub.workflow import profile_env
+
+    (tmp_path / "site.yaml").write_text(SITE)
+    site = load_site([str(tmp_path / "site.yaml")])
+    assert site.catalogue.apps["portal"].jobs and not site.catalogue.apps["jupyter"].jobs
+    resolver = CatalogueResolver(site.catalogue)
+    alice = json.loads((await profile_env(resolver, "alice", set(), "slurm"))[PROFILE_ENV])
+    bob = json.loads((await profile_env(resolver, "bob", set(), "htcondor"))[PROFILE_ENV])
+    assert set(alice["experiments"]) == {"juno"} and alice["backend"] == "slurm"
+    assert alice["experiments"]["juno"]["limits"]["cpus"] == 4  # her override
+    assert bob["experiments"]["juno"]["limits"]["cpus"] == 2
+    assert alice["experiments"]["juno"]["routing"] == {"partition": "juno", "account": "juno-acct"}
+    assert bob["experiments"]["juno"]["routing"] == {"account": "group_juno",
+                                                     "requirements": "OpSysMajorVer == 9"}
+    profile = Profile.from_env({PROFILE_ENV: json.dumps(alice)})
+    req = check_request(profile, {"command": ["x"], "cpus": 4}, str(tmp_path))
+    assert req.routing["partition"] == "juno"
+    with pytest.raises(RequestError, match="^experiment: 'atlas' is not one of your experiments"):
+        check_request(profile, {"command": ["x"], "experiment": "atlas"}, str(tmp_path))
+
+
+def test_hub_config_defines_scopes_and_keeps_a_sites_roles():
+    from traitlets.config import Config
+
+    from ink_hub.workflow import configure_scopes
+
+    c = Config()
+    c.JupyterHub.load_roles = [{"name": "monitor", "scopes": ["read:metrics"]}]
+    configure_scopes(c)
+    names = [r["name"] for r in c.JupyterHub.load_roles]
+    assert names == ["monitor", "user"] and set(CUSTOM_SCOPES) <= set(c.JupyterHub.custom_scopes)
+    own = Config()
+    own.JupyterHub.load_roles = [{"name": "user", "scopes": ["self"]}]
+    configure_scopes(own)
+    assert own.JupyterHub.load_roles == [{"name": "user", "scopes": ["self"]}]  # the site's choice
