@@ -285,10 +285,17 @@ OUTPUT_CAP = 1 << 20
 
 
 async def _read_capped(stream) -> bytes:
-    data = await stream.read(OUTPUT_CAP)
+    # StreamReader.read(n) returns what is there now, not n bytes: a message written in
+    # several pieces (runuser's "runuser: " + "failed to execute ...") needs several reads
+    data = bytearray()
+    while len(data) < OUTPUT_CAP:
+        chunk = await stream.read(OUTPUT_CAP - len(data))
+        if not chunk:
+            break
+        data += chunk
     while await stream.read(65536):  # drain the rest so the command can finish
         pass
-    return data
+    return bytes(data)
 
 
 async def _feed(proc, data: str | None) -> None:
