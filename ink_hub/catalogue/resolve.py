@@ -17,6 +17,7 @@ from jupyterhub.spawner import SpawnException
 
 from ink_spawner.jobspec import JobSpec, JobSpecError, parse_memory_mb, parse_walltime_s
 
+from .. import workflow
 from .model import Catalogue, Experiment, Resources
 
 #: user_options the REST API accepts (all optional; defaults come from the profile)
@@ -147,6 +148,8 @@ class CatalogueResolver:
             env["INK_SSH_KEY"], env["INK_SSH_CERT"] = key, cert
             env["INK_LOGIN_NODES"] = json.dumps(
                 {n: node.model_dump() for n, node in self.catalogue.site.login_nodes.items()})
+        if app_entry is not None and app_entry.jobs:
+            env.update(await workflow.profile_env(self, username, hub_groups, spawner.backend))
         try:
             return await spawner.make_jobspec(app=app, image=image_path, extra_env=env,
                                               **resources, **routing, **extra)
