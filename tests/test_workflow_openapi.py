@@ -31,12 +31,14 @@ def test_document_is_valid_openapi():
 
 
 def _sample(path: str) -> str:
-    return path.replace("{job_id}", "0123456789ab").replace("{stream}", "stdout")
+    return path.replace("{job_id}", "0123456789ab").replace("{stream}", "stdout").replace("{upload_id}", "abc")
 
 
 def test_every_route_is_documented_and_every_operation_routed():
     doc = document("/")
-    routes = wf_handlers.handlers()
+    from ink_files_ext.files.handlers import file_handlers
+
+    routes = wf_handlers.handlers() + file_handlers()
     documented = set()
     for path, item in doc["paths"].items():
         sample = _sample(path)
@@ -57,10 +59,12 @@ def test_every_route_is_documented_and_every_operation_routed():
                 assert (pattern, method) in documented, f"{method.upper()} {pattern} is not documented"
 
 
-def test_files_section_is_a_place_to_add_paths():
+def test_files_section_documents_the_file_managers_api():
     from ink_files_ext.workflow import openapi
 
-    assert openapi.files_paths() == {} or all(p.startswith("/ink/api/files/") for p in openapi.files_paths())
+    paths = openapi.files_paths()
+    assert f"{openapi.FILES}/uploads/{{upload_id}}" in paths and f"{openapi.FILES}/download" in paths
+    assert all(p.startswith("/ink/api/files/") for p in paths)
 
 
 @pytest.fixture(scope="module")

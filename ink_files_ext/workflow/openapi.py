@@ -192,12 +192,143 @@ def jobs_paths() -> dict:
     }
 
 
-def files_paths() -> dict:
-    """The file manager's API (``/ink/api/files/...``, ink_files_ext.files): its paths go here.
+FILES = "/ink/api/files"
+PATH_QUERY = {"name": "path", "in": "query", "required": True,
+              "description": "absolute path, or relative to your home (`~` works); must lie in your "
+                             "home or one of the site's storage roots (root:// for XRootD roots)",
+              "schema": {"type": "string", "minLength": 1, "maxLength": 4096}}
+FILES_ERRORS = {**ERRORS, "400": _error("Invalid input (the message names the field)"),
+                "404": _error("No such file or folder")}
 
-    Empty until that API is merged; its handlers then document list, stat, download (Range),
-    uploads, mkdir, move and delete here, with the scopes below."""
-    return {}
+SCHEMAS.update({
+    "FileEntry": {
+        "type": "object", "required": ["name", "path", "type", "size", "mtime", "perms", "owner", "group"],
+        "properties": {
+            "name": {"type": "string"}, "path": {"type": "string"},
+            "type": {"type": "string", "enum": ["file", "directory", "symlink", "other"]},
+            "link": {"type": "boolean"}, "size": {"type": "integer"}, "mtime": {"type": "number"},
+            "perms": {"type": "string"}, "owner": {"type": "string"}, "group": {"type": "string"},
+            "writable": {"type": "boolean"},
+        },
+    },
+    "FileListing": {
+        "type": "object", "required": ["path", "entries", "total", "offset", "limit", "writable"],
+        "properties": {
+            "path": {"type": "string"},
+            "entries": {"type": "array", "items": {"$ref": "#/components/schemas/FileEntry"}},
+            "total": {"type": "integer", "description": "entries after filtering"},
+            "offset": {"type": "integer"}, "limit": {"type": "integer"}, "writable": {"type": "boolean"},
+            "parent": NULLABLE_STR, "root": {"type": "object"},
+        },
+    },
+    "PathRequest": {"type": "object", "required": ["path"],
+                    "properties": {"path": {"type": "string", "minLength": 1}}},
+    "MoveRequest": {"type": "object", "required": ["path", "to"],
+                    "properties": {"path": {"type": "string", "minLength": 1},
+                                   "to": {"type": "string", "minLength": 1,
+                                          "description": "a new name, or an existing folder to put it in"}}},
+    "DeleteRequest": {"type": "object", "required": ["paths"],
+                      "properties": {"paths": {"type": "array", "minItems": 1, "items": {"type": "string"}}}},
+    "UploadRequest": {"type": "object", "required": ["path", "size"],
+                      "properties": {"path": {"type": "string", "minLength": 1},
+                                     "size": {"type": "integer", "minimum": 0},
+                                     "overwrite": {"type": "boolean", "default": False}}},
+    "Upload": {"type": "object", "required": ["id", "path", "size", "offset", "done"],
+               "properties": {"id": {"type": "string"}, "path": {"type": "string"},
+                              "size": {"type": "integer"}, "offset": {"type": "integer"},
+                              "done": {"type": "boolean"}}},
+})
+
+
+def files_paths() -> dict:
+    """The file manager's API (``/ink/api/files/...``, :mod:`ink_files_ext.files.handlers`)."""
+    read, write = [{"hubToken": [SCOPE_FILES_READ]}], [{"hubToken": [SCOPE_FILES]}]
+
+    def change(operation: str, summary: str, body: str, ok: str, schema: str = "FileEntry") -> dict:
+        return {"post": {
+            "operationId": operation, "summary": summary, "security": write,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}},
+            "responses": {ok: _json(schema, "done"), **FILES_ERRORS,
+                          "409": _error("The target exists already"),
+                          "507": _error("No space left, or quota exceeded")}}}
+
+    upload_id = {"name": "upload_id", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
+    return {
+        f"{FILES}/list": {"get": {
+            "operationId": "listFiles", "summary": "A page of a folder (folders first)", "security": read,
+            "parameters": [
+                {**PATH_QUERY, "required": False},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 200}},
+                {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["name", "size", "mtime"]}},
+                {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"]}},
+                {"name": "filter", "in": "query", "schema": {"type": "string"}},
+                {"name": "hidden", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}},
+            ],
+            "responses": {"200": _json("FileListing", "the page"), **FILES_ERRORS}}},
+        f"{FILES}/stat": {"get": {
+            "operationId": "statFile", "summary": "One file or folder", "security": read,
+            "parameters": [PATH_QUERY],
+            "responses": {"200": _json("FileEntry", "the entry"), **FILES_ERRORS}}},
+        f"{FILES}/download": {"get": {
+            "operationId": "downloadFile", "summary": "A file's bytes (HTTP Range supported)", "security": read,
+            "parameters": [PATH_QUERY,
+                           {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file",
+                                  "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                          "206": {"description": "the requested range",
+                                  "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                          **FILES_ERRORS}}},
+        f"{FILES}/roots": {"get": {
+            "operationId": "storageRoots", "summary": "Your home and the site's storage roots", "security": read,
+            "responses": {"200": {"description": "the roots", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["roots"], "properties": {"roots": {"type": "array"}}}}}},
+                **ERRORS}}},
+        f"{FILES}/zip": {"get": {
+            "operationId": "zipFiles", "summary": "A streamed zip of files and folders", "security": read,
+            "parameters": [{**PATH_QUERY, "schema": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                            "style": "form", "explode": True}],
+            "responses": {"200": {"description": "the archive",
+                                  "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                          **FILES_ERRORS}}},
+        f"{FILES}/mkdir": change("makeFolder", "Create a folder", "PathRequest", "201"),
+        f"{FILES}/touch": change("makeFile", "Create an empty file", "PathRequest", "201"),
+        f"{FILES}/move": change("moveFile", "Rename or move", "MoveRequest", "200"),
+        f"{FILES}/copy": change("copyFile", "Copy a file or folder", "MoveRequest", "200"),
+        f"{FILES}/delete": {"post": {
+            "operationId": "deleteFiles", "summary": "Delete files and folders", "security": write,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DeleteRequest"}}}},
+            "responses": {"200": {"description": "deleted",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}},
+                          **FILES_ERRORS}}},
+        f"{FILES}/uploads": {"post": {
+            "operationId": "startUpload", "summary": "Declare an upload (then PUT its bytes in chunks)",
+            "security": write,
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/UploadRequest"}}}},
+            "responses": {"201": _json("Upload", "the upload"), **FILES_ERRORS,
+                          "409": _error("The file exists (set overwrite)"),
+                          "413": _error("Larger than the site's upload limit")}}},
+        f"{FILES}/uploads/{{upload_id}}": {
+            "parameters": [upload_id],
+            "get": {"operationId": "uploadStatus", "summary": "Where to resume an upload", "security": write,
+                    "responses": {"200": _json("Upload", "the upload"), **FILES_ERRORS}},
+            "put": {"operationId": "uploadChunk", "summary": "Bytes at the upload's offset", "security": write,
+                    "parameters": [{"name": "Content-Range", "in": "header", "required": True,
+                                    "schema": {"type": "string", "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$"}}],
+                    "requestBody": {"required": True, "content": {
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                    "responses": {"200": _json("Upload", "written (done when complete)"), **FILES_ERRORS,
+                                  "409": _error("Not at the upload's offset (the message names it)"),
+                                  "413": _error("More than the declared size"),
+                                  "507": _error("No space left, or quota exceeded")}},
+            "delete": {"operationId": "cancelUpload", "summary": "Give up an upload", "security": write,
+                       "responses": {"204": {"description": "cancelled"}, **FILES_ERRORS}},
+        },
+    }
 
 
 def document(base_url: str = "/") -> dict:
