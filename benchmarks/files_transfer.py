@@ -1,7 +1,7 @@
 """1 GiB through the file manager vs the same bytes copied locally, and the server's memory.
 
 Download: GET /ink/api/files/download streamed to a file, vs reading the file and writing the
-copy locally with the same 1 MiB chunks. Upload: the page's protocol (declare, then 64 MiB
+copy locally with the same 1 MiB chunks. Upload: the page's protocol (declare, then 16 MiB
 chunks with Content-Range) from a local file, vs the local copy. Throughput ratios are
 server/local (1.0 = as fast as a local copy). The server's peak RSS (VmHWM) is read before
 and after: streaming must not hold the file in memory.
@@ -76,7 +76,7 @@ def download(server: UserServer, name: str, dst: Path) -> float:
     return elapsed
 
 
-def upload(server: UserServer, src: Path, name: str, chunk_mib: int = 64) -> float:
+def upload(server: UserServer, src: Path, name: str, chunk_mib: int = 16) -> float:
     size = src.stat().st_size
     start = time.perf_counter()
     up = server.post("uploads", {"path": name, "size": size, "overwrite": True}).json()

@@ -134,4 +134,5 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
         })
 
     def initialize_handlers(self):
-        self.handlers.extend(shell_handlers() + file_handlers() + page_handlers() + share_handlers())
+        # file_handlers() ends with the API's catch-all 404: it comes last
+        self.handlers.extend(shell_handlers() + page_handlers() + share_handlers() + file_handlers())

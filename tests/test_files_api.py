@@ -231,6 +231,11 @@ def test_upload_refusals(server):
     up = server.post("uploads", {"path": "small.bin", "size": 4}).json()
     r = put_chunk(server, up["id"], b"12345678", 0, 8)
     assert r.status_code == 400 and "Content-Range" in r.json()["message"]
+    big = server.post("uploads", {"path": "big-chunk.bin", "size": 20 << 20}).json()
+    r = put_chunk(server, big["id"], b"x" * (17 << 20), 0, 20 << 20)
+    assert r.status_code == 413 and "chunk" in r.json()["message"]
+    import requests
+    assert requests.delete(server.api + f"uploads/{big['id']}", headers=server.auth).status_code == 204
     r = put_chunk(server, up["id"], b"12", 0, 4)
     assert r.json()["offset"] == 2
     # cancelling removes the part file and nothing appears
@@ -270,8 +275,14 @@ def test_csrf_cookie_requests_need_the_xsrf_token(server):
 def test_no_token_no_access(server):
     import requests
 
-    assert requests.get(server.api + "list", timeout=10).status_code == 403
-    assert requests.get(server.api + "list", headers={"Authorization": "token wrong"}, timeout=10).status_code == 403
+    for headers in ({}, {"Authorization": "token wrong"}):
+        r = requests.get(server.api + "list", headers=headers, timeout=10)
+        assert r.status_code == 401 and "token" in r.json()["message"]
+        assert r.headers["WWW-Authenticate"].startswith("token")
+        r = requests.post(server.api + "mkdir", json={"path": "x"}, headers=headers, timeout=10)
+        assert r.status_code == 401 and not (server.home / "x").exists()
+    r = requests.get(server.api + "no/such/endpoint", headers=server.auth, timeout=10)
+    assert r.status_code == 404 and r.headers["Content-Type"].startswith("application/json")
 
 
 def test_fits_preview(server):

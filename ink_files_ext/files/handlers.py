@@ -17,7 +17,7 @@ import posixpath
 import re
 from urllib.parse import quote
 
-from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import iostream, web
@@ -40,13 +40,38 @@ class FilesHandlerMixin(ExtensionHandlerMixin):
     """Shared by the API handlers: the roots, the uploads, errors as JSON, and INK's token scopes."""
 
     auth_resource = "contents"
+    #: a JSON API (401 when nobody is logged in), not a page (sent to log in)
+    api = True
     #: a request with a token (a script, the ``ink`` client) needs INK's files scope on top of
     #: access to this server; the owner's browser login does not
     check_ink_scope = True
 
     async def prepare(self):
-        await super().prepare()
+        try:
+            await super().prepare()
+        except web.HTTPError as e:
+            raise self.as_unauthenticated(e) from None
+        if self._finished or not self.api:  # pages go to the login page, as jupyter-server's do
+            return
+        if self.current_user is None:  # the methods allow it (see file_handlers): answer 401 here
+            raise self.as_unauthenticated(web.HTTPError(403))
         await self.require_files_scope()
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'token realm="INK"')
+        if status_code == 405:  # RFC 9110: say what is allowed
+            allowed = [m.upper() for m in ("get", "head", "post", "put", "delete")
+                       if getattr(type(self), m) is not getattr(web.RequestHandler, m)]
+            self.set_header("Allow", ", ".join(allowed))
+        APIHandler.write_error(self, status_code, **kwargs)  # JSON (downloads too)
+
+    def as_unauthenticated(self, error: web.HTTPError) -> web.HTTPError:
+        """Nobody logged in and no token: 401 saying how to authenticate (jupyter-server answers
+        403, from its XSRF check, before it knows there is no user)."""
+        if error.status_code == 403 and getattr(self, "_jupyter_current_user", None) is None:
+            return web.HTTPError(401, "authentication required: log in, or send 'Authorization: token <hub token>'")
+        return error
 
     async def require_files_scope(self) -> None:
         if not self.check_ink_scope or not workflow_auth.header_token(self):
@@ -72,6 +97,16 @@ class FilesHandlerMixin(ExtensionHandlerMixin):
             raise FilesError(400, "body: must be a JSON object")
         return data
 
+    #: longest path accepted in a URL: percent-encoded, a longer one would not fit the proxy's
+    #: 16 KiB request line (it would answer 431 before we see it)
+    MAX_QUERY_PATH = 1024
+
+    def query_path(self, default: str = "") -> str:
+        path = self.get_argument("path", default)
+        if len(path) > self.MAX_QUERY_PATH:
+            raise FilesError(400, f"path: longer than {self.MAX_QUERY_PATH} characters in a URL")
+        return path
+
     async def in_thread(self, fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
 
@@ -80,13 +115,15 @@ class ListHandler(FilesHandlerMixin, APIHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        path = self.get_argument("path", "~")
+        path = self.query_path("~")
         try:
             options = dict(offset=int(self.get_argument("offset", "0")), limit=int(self.get_argument("limit", "200")),
                            sort=self.get_argument("sort", "name"), order=self.get_argument("order", "asc"),
                            name_filter=self.get_argument("filter", ""), hidden=self.get_argument("hidden", "0") == "1")
+            if self.get_argument("hidden", "0") not in ("0", "1"):
+                raise ValueError
         except ValueError:
-            raise FilesError(400, "offset, limit: whole numbers") from None
+            raise FilesError(400, "offset, limit: whole numbers; hidden: 0 or 1") from None
         if path.startswith("root://"):
             root, server, remote = xrootd.resolve(self.roots, path)
             page = await self.in_thread(xrootd.list_directory, server, remote, **options)
@@ -112,7 +149,7 @@ class StatHandler(FilesHandlerMixin, APIHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        path = self.get_argument("path", "~")
+        path = self.query_path("~")
         if path.startswith("root://"):
             _, server, remote = xrootd.resolve(self.roots, path)
             self.finish({**await self.in_thread(xrootd.stat, server, remote), "writable": False})
@@ -151,7 +188,7 @@ class DownloadHandler(FilesHandlerMixin, JupyterHandler, web.StaticFileHandler):
     @authorized
     async def get(self, include_body: bool = True):
         self.check_xsrf_cookie()  # cookie requests must come from our own pages (Referer)
-        path = self.get_argument("path", "")
+        path = self.query_path()
         if path.startswith("root://"):
             await self._xrootd_download(path, include_body)
             return
@@ -217,9 +254,6 @@ class DownloadHandler(FilesHandlerMixin, JupyterHandler, web.StaticFileHandler):
             return "text/plain; charset=utf-8" if mime.startswith("text/") else "application/octet-stream"
         return mime
 
-    def write_error(self, status_code: int, **kwargs) -> None:
-        APIHandler.write_error(self, status_code, **kwargs)  # JSON, like the rest of the API
-
     def set_extra_headers(self, path):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-cache")
@@ -250,6 +284,8 @@ class ZipHandler(FilesHandlerMixin, APIHandler):
     async def get(self):
         self.check_xsrf_cookie()
         wanted = self.get_arguments("path")
+        if any(len(p) > self.MAX_QUERY_PATH for p in wanted):
+            raise FilesError(400, f"path: longer than {self.MAX_QUERY_PATH} characters in a URL")
         if not wanted:
             raise FilesError(400, "path: at least one path to put in the archive")
         paths = [self.roots.resolve(p, "path").path for p in wanted]
@@ -353,74 +389,52 @@ class UploadsHandler(FilesHandlerMixin, APIHandler):
         if not isinstance(path, str):
             raise FilesError(400, "path: where the file goes")
         check_name(os.path.basename(path), "path")
+        overwrite = body.get("overwrite", False)
+        if not isinstance(overwrite, bool):
+            raise FilesError(400, "overwrite: true or false")
         target = self.roots.resolve_writable(path, must_exist=False)
-        upload = await self.in_thread(self.uploads.create, target.path, body.get("size"),
-                                      bool(body.get("overwrite", False)))
+        upload = await self.in_thread(self.uploads.create, target.path, body.get("size"), overwrite)
         self.set_status(201)
         self.finish(upload.as_json())
 
 
-@web.stream_request_body
 class UploadChunkHandler(FilesHandlerMixin, APIHandler):
-    """PUT /ink/api/files/uploads/ID with Content-Range: write one chunk, streamed to the part
-    file as it arrives (memory stays flat whatever the chunk size). GET: where to resume.
-    DELETE: give up and remove the part file."""
+    """PUT /ink/api/files/uploads/ID with Content-Range: write one chunk (at most 16 MiB; the page
+    and the ``ink`` client send 8 MiB) at the upload's offset. GET: where to resume. DELETE: give
+    up and remove the part file.
 
-    MAX_CHUNK = 256 << 20
+    Chunks are read whole before anything happens (not streamed): a refused chunk is then
+    answered cleanly instead of mid-body (which a proxy reports as a 503), an interrupted chunk
+    writes nothing, and the server's memory is bounded by the chunk size."""
 
-    _fd = None
-    _upload = None
-    _error = None
-
-    async def prepare(self):
-        await super().prepare()  # authentication, XSRF and INK scope, before any byte is accepted
-        if self.request.method != "PUT":
-            return
-        if self.current_user is None:
-            raise web.HTTPError(403)
-        if not self.authorizer.is_authorized(self, self.current_user, "write", self.auth_resource):
-            raise web.HTTPError(403)
-        self.request.connection.set_max_body_size(self.MAX_CHUNK)
-        upload = self.uploads.get(self.path_kwargs["upload_id"])
-        start, end = parse_content_range(self.request.headers.get("Content-Range"), upload)
-        length = int(self.request.headers.get("Content-Length", "-1"))
-        if length != end - start:
-            raise FilesError(400, "Content-Length: must equal the Content-Range span")
-        if start != upload.offset:
-            raise FilesError(409, f"Content-Range: the upload is at byte {upload.offset}, not {start}")
-        self._upload = upload
-        self._fd = self.uploads.open_part(upload)
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._fd is None or self._error is not None:
-            return
-        try:
-            self.uploads.write(self._upload, self._fd, chunk)
-        except FilesError as e:
-            self._error = e
-            self._close()
-
-    def _close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def on_connection_close(self):
-        self._close()  # the offset stays at the last byte written; the client resumes there
-
-    def on_finish(self):
-        self._close()
+    MAX_CHUNK = 16 << 20
 
     @web.authenticated
     @authorized
     async def put(self, upload_id: str):
-        self._close()
-        if self._error is not None:
-            raise self._error
-        upload = self._upload
-        if upload.offset == upload.size:
-            await self.in_thread(self.uploads.finish, upload)
+        upload = self.uploads.get(upload_id)
+        start, end = parse_content_range(self.request.headers.get("Content-Range"), upload)
+        body = self.request.body
+        if len(body) > self.MAX_CHUNK:
+            raise FilesError(413, f"body: a chunk is at most {self.MAX_CHUNK} bytes")
+        if len(body) != end - start:
+            raise FilesError(400, "Content-Range: its span must equal the body's length")
+        if start != upload.offset:
+            raise FilesError(409, f"Content-Range: the upload is at byte {upload.offset}, not {start}")
+        await self.in_thread(self._write, upload, body)
         self.finish(upload.as_json())
+
+    def _write(self, upload, body: bytes) -> None:
+        fd = self.uploads.open_part(upload)
+        try:
+            self.uploads.write(upload, fd, body)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if upload.offset == upload.size:
+            self.uploads.finish(upload)
 
     @web.authenticated
     @authorized
@@ -436,9 +450,20 @@ class UploadChunkHandler(FilesHandlerMixin, APIHandler):
         self.finish()
 
 
+class FilesNotFoundHandler(FilesHandlerMixin, APIHandler):
+    """Anything else under the API: a JSON 404, not jupyter-server's HTML page."""
+
+    @web.authenticated
+    @authorized
+    def get(self, *args):
+        raise FilesError(404, f"no such API path: {self.request.path}")
+
+    post = put = delete = get
+
+
 def file_handlers() -> list[tuple]:
     api = r"/ink/api/files"
-    return [
+    routes = [
         (rf"{api}/roots", RootsHandler),
         (rf"{api}/list", ListHandler),
         (rf"{api}/stat", StatHandler),
@@ -451,5 +476,14 @@ def file_handlers() -> list[tuple]:
         (rf"{api}/delete", DeleteHandler),
         (rf"{api}/uploads", UploadsHandler),
         (rf"{api}/uploads/(?P<upload_id>[A-Za-z0-9_-]{{1,64}})", UploadChunkHandler),
+        (rf"{api}/.*", FilesNotFoundHandler),
     ]
+    # Nobody logged in: jupyter-server would redirect to the login page or answer 403; an API
+    # answers 401 (FilesHandlerMixin.prepare), so its methods let the request reach prepare().
+    for _, handler in routes:
+        for method in ("get", "head", "post", "put", "delete"):
+            function = vars(handler).get(method)
+            if function is not None:
+                allow_unauthenticated(function)
+    return routes
 

@@ -23,6 +23,8 @@ def _os_error(e: OSError, path: str, verb: str) -> FilesError:
         return FilesError(409, f"{path} already exists")
     if isinstance(e, FileNotFoundError):
         return FilesError(404, f"{path} does not exist")
+    if e.errno == errno.ENOTDIR:
+        return FilesError(400, f"{path}: a part of it is a file, not a folder")
     if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
         return storage_error(e, path)
     return FilesError(500, f"cannot {verb} {path}: {e.strerror}")

@@ -18,6 +18,9 @@ from .roots import FilesError
 class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHandler):
     """GET /ink/files[?path=P]: the page; everything it shows comes from the JSON API."""
 
+    write_error = JupyterHandler.write_error  # a page: errors as an HTML page
+    api = False
+
     @web.authenticated
     @authorized
     def get(self):
@@ -47,10 +50,13 @@ class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHan
 class RootViewHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHandler):
     """GET /ink/rootview?path=P: a ROOT file in JSROOT (the ROOT browser app's assets)."""
 
+    write_error = JupyterHandler.write_error
+    api = False
+
     @web.authenticated
     @authorized
     def get(self):
-        target = self.roots.resolve(self.get_argument("path", ""))
+        target = self.roots.resolve(self.query_path())
         url = self.base_url + "ink/api/files/download?" + urlencode({"path": target.path, "inline": "1"})
         xsrf = self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token
         self.write(self.render_template(
@@ -65,7 +71,7 @@ class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
     @web.authenticated
     @authorized
     async def get(self):
-        target = self.roots.resolve(self.get_argument("path", ""))
+        target = self.roots.resolve(self.query_path())
         hdu = self.get_argument("hdu", None)
         if hdu is not None and not hdu.isdigit():
             raise FilesError(400, "hdu: an HDU number")

@@ -30,6 +30,8 @@ def storage_error(e: OSError, path: str) -> FilesError:
         return FilesError(507, f"disk quota exceeded writing {path}")
     if e.errno in (errno.EACCES, errno.EPERM):
         return FilesError(403, f"permission denied writing {path}")
+    if e.errno == errno.ENOTDIR:
+        return FilesError(400, f"path: a part of {os.path.dirname(path)} is a file, not a folder")
     if e.errno == errno.ENOENT:
         return FilesError(404, f"path: the folder {os.path.dirname(path)} does not exist")
     if e.errno == errno.EROFS:

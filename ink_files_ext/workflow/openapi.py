@@ -196,7 +196,7 @@ FILES = "/ink/api/files"
 PATH_QUERY = {"name": "path", "in": "query", "required": True,
               "description": "absolute path, or relative to your home (`~` works); must lie in your "
                              "home or one of the site's storage roots (root:// for XRootD roots)",
-              "schema": {"type": "string", "minLength": 1, "maxLength": 4096}}
+              "schema": {"type": "string", "minLength": 1, "maxLength": 1024}}
 FILES_ERRORS = {**ERRORS, "400": _error("Invalid input (the message names the field)"),
                 "404": _error("No such file or folder")}
 
@@ -269,8 +269,8 @@ def files_paths() -> dict:
             ],
             "responses": {"200": _json("FileListing", "the page"), **FILES_ERRORS}}},
         f"{FILES}/stat": {"get": {
-            "operationId": "statFile", "summary": "One file or folder", "security": read,
-            "parameters": [PATH_QUERY],
+            "operationId": "statFile", "summary": "One file or folder (default: your home)", "security": read,
+            "parameters": [{**PATH_QUERY, "required": False}],
             "responses": {"200": _json("FileEntry", "the entry"), **FILES_ERRORS}}},
         f"{FILES}/download": {"get": {
             "operationId": "downloadFile", "summary": "A file's bytes (HTTP Range supported)", "security": read,
@@ -280,7 +280,7 @@ def files_paths() -> dict:
                                   "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                           "206": {"description": "the requested range",
                                   "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                          **FILES_ERRORS}}},
+                          **FILES_ERRORS, "416": {"description": "The range is outside the file"}}}},
         f"{FILES}/roots": {"get": {
             "operationId": "storageRoots", "summary": "Your home and the site's storage roots", "security": read,
             "responses": {"200": {"description": "the roots", "content": {"application/json": {"schema": {
@@ -323,7 +323,7 @@ def files_paths() -> dict:
                         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                     "responses": {"200": _json("Upload", "written (done when complete)"), **FILES_ERRORS,
                                   "409": _error("Not at the upload's offset (the message names it)"),
-                                  "413": _error("More than the declared size"),
+                                  "413": _error("More than the declared size, or a chunk over 16 MiB"),
                                   "507": _error("No space left, or quota exceeded")}},
             "delete": {"operationId": "cancelUpload", "summary": "Give up an upload", "security": write,
                        "responses": {"204": {"description": "cancelled"}, **FILES_ERRORS}},
