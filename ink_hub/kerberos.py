@@ -103,6 +103,16 @@ def _message(e: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
+def _init_options(krb5, ctx, lifetime: int, renew_lifetime: int):
+    """Options of a TGT request: lifetime and renewable lifetime when given (else the KDC's)."""
+    opt = krb5.get_init_creds_opt_alloc(ctx)
+    if lifetime:
+        krb5.get_init_creds_opt_set_tkt_life(opt, lifetime)
+    if renew_lifetime:
+        krb5.get_init_creds_opt_set_renew_life(opt, renew_lifetime)
+    return opt
+
+
 def kinit_password(principal: str, password: str, lifetime: int = 0, renew_lifetime: int = 0,
                    forwardable: bool = True) -> Ticket:
     """A new TGT for ``principal`` from its password (blocking: call in a thread).
@@ -113,11 +123,7 @@ def kinit_password(principal: str, password: str, lifetime: int = 0, renew_lifet
     ctx = krb5.init_context()
     try:
         princ = krb5.parse_name_flags(ctx, principal.encode())
-        opt = krb5.get_init_creds_opt_alloc(ctx)
-        if lifetime:
-            krb5.get_init_creds_opt_set_tkt_life(opt, lifetime)
-        if renew_lifetime:
-            krb5.get_init_creds_opt_set_renew_life(opt, renew_lifetime)
+        opt = _init_options(krb5, ctx, lifetime, renew_lifetime)
         krb5.get_init_creds_opt_set_forwardable(opt, forwardable)
         creds = krb5.get_init_creds_password(ctx, princ, opt, password=password.encode())
         return _ticket(krb5, ctx, princ, creds)
@@ -132,11 +138,7 @@ def kinit_keytab(principal: str, keytab: str, lifetime: int = 0, renew_lifetime:
     ctx = krb5.init_context()
     try:
         princ = krb5.parse_name_flags(ctx, principal.encode())
-        opt = krb5.get_init_creds_opt_alloc(ctx)
-        if lifetime:
-            krb5.get_init_creds_opt_set_tkt_life(opt, lifetime)
-        if renew_lifetime:
-            krb5.get_init_creds_opt_set_renew_life(opt, renew_lifetime)
+        opt = _init_options(krb5, ctx, lifetime, renew_lifetime)
         creds = krb5.get_init_creds_keytab(ctx, princ, opt, krb5.kt_resolve(ctx, keytab.encode()))
         return _ticket(krb5, ctx, princ, creds)
     except krb5.Krb5Error as e:

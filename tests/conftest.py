@@ -108,3 +108,20 @@ def hub_factory(tmp_path, unix_users):
                 for name in list(hub.user_model(user).get("servers", {})):
                     hub.api("DELETE", f"/users/{user}/servers/{name}")
         hub.stop()
+
+
+# ---- browsers (Playwright with the system's Chromium; its own download does not work here) ----
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        yield b
+        b.close()

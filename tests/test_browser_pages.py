@@ -4,7 +4,6 @@ users in different experiments."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -13,7 +12,6 @@ from .test_profiles import CATALOGUE, site_setup  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # INK_SCREENSHOTS=docs/user/images refreshes the user guide's screenshots from these tests
 SCREENSHOTS = os.environ.get("INK_SCREENSHOTS")
 
@@ -22,8 +20,6 @@ def shot(page, tmp_path, name: str) -> None:
     page.screenshot(path=str(tmp_path / name), full_page=True)
     if SCREENSHOTS:
         page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=True)
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SITE = CATALOGUE.replace("site: {max_sessions_per_user: 1}",
                          "site: {name: IHEP INK Test, max_sessions_per_user: 1}")
 
@@ -40,16 +36,6 @@ def hub(tmp_path_factory, site_setup, dev_slurm):  # noqa: F811
         for name in list(h.user_model(user).get("servers", {})):
             h.api("DELETE", f"/users/{user}/servers/{name}")
     h.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def wait_for_terminal(page, condition: str, arg=None, timeout: float = 15_000) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .test_browser_pages import BROWSER_ARGS, CHROMIUM, shot
+from .test_browser_pages import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
@@ -83,16 +83,6 @@ def hub(tmp_path_factory, unix_users):
             h.api("DELETE", f"/users/{user}/servers/{name}")
     h.stop()
     shutil.rmtree("/tmp/ink-scratch-test", ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

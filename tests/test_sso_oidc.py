@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import time
 
@@ -25,15 +24,12 @@ from .test_kerberos import kdc  # noqa: F401  (fixture: a real MIT KDC)
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.oidc]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = os.environ.get("INK_SCREENSHOTS")  # a directory: keep pictures of the pages
 
 
 def shot(page, name: str) -> None:
     if SCREENSHOTS:
         page.screenshot(path=os.path.join(SCREENSHOTS, name), full_page=True)
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 CATALOGUE = """
 site: {name: IHEP INK SSO Test}
@@ -117,7 +113,7 @@ c.InkOIDCAuthenticator.keep_unmapped_groups = False
 c.InkOIDCAuthenticator.logout_redirect_url = "{op}/session/end?client_id={CLIENT_ID}&post_logout_redirect_uri={hub.url}/hub/login"
 c.InkOIDCAuthenticator.auth_refresh_age = 2
 c.Authenticator.allowed_users = set()  # admission by experiment membership only
-c.JupyterHub.load_roles[0]["scopes"].append("admin:auth_state")
+next(r for r in c.JupyterHub.load_roles if r["name"] == "ink-test")["scopes"].append("admin:auth_state")
 """
     hub_env_key = Fernet.generate_key().decode()
     mp = pytest.MonkeyPatch()
@@ -130,16 +126,6 @@ c.JupyterHub.load_roles[0]["scopes"].append("admin:auth_state")
         mp.undo()
         hub.stop()
         provider.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 class Recorder:
@@ -301,7 +287,7 @@ c.InkOIDCAuthenticator.login_service = "IHEP SSO"
 c.InkOIDCAuthenticator.group_map = {{"/experiments/juno": "juno"}}
 c.InkOIDCAuthenticator.kerberos_ticket_hook = ticket_for
 c.Authenticator.allowed_users = set()
-c.JupyterHub.load_roles[0]["scopes"].append("admin:auth_state")
+next(r for r in c.JupyterHub.load_roles if r["name"] == "ink-test")["scopes"].append("admin:auth_state")
 """
     mp = pytest.MonkeyPatch()
     for key, value in kdc.env.items():

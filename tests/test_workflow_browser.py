@@ -3,18 +3,16 @@ headless Chromium, with INK scopes and an expiry; revoking it on the same page w
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
+
+from .conftest import BROWSER_ARGS, CHROMIUM
 import requests
 
 from .test_workflow_api import CATALOGUE
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def request_token(page, hub, note: str, scopes: str) -> str:
