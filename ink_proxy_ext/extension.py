@@ -1,0 +1,36 @@
+"""The jupyter-server side of ink_proxy_ext: the desktop's noVNC page and the apps' assets.
+
+A plain server extension (no ExtensionApp: it has no settings of its own). ``/desktop/`` is
+an authenticated page that connects noVNC to the ``desktop-vnc`` websocket; ``/ink-apps/static/``
+serves noVNC (npm ``@novnc/novnc``, copied by scripts/build-assets) to logged-in users only.
+"""
+
+from __future__ import annotations
+
+from jupyter_server.base.handlers import AuthenticatedFileHandler, JupyterHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .apps import STATIC
+
+DESKTOP_PAGE = (STATIC / "desktop" / "index.html").read_text
+
+
+class DesktopPageHandler(JupyterHandler):
+    """GET /desktop/: the noVNC viewer for this session's desktop."""
+
+    @web.authenticated
+    def get(self):
+        page = DESKTOP_PAGE().replace("{{base_url}}", self.base_url)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(page)
+
+
+def _load_jupyter_server_extension(serverapp):
+    base_url = serverapp.web_app.settings["base_url"]
+    serverapp.web_app.add_handlers(".*", [
+        (url_path_join(base_url, r"/desktop/?"), DesktopPageHandler),
+        (url_path_join(base_url, r"/ink-apps/static/(.*)"), AuthenticatedFileHandler,
+         {"path": str(STATIC)}),
+    ])
+    serverapp.log.info("ink_proxy_ext: desktop page and app assets loaded")
