@@ -97,7 +97,7 @@ class Desktop:
         env = dict(os.environ, DISPLAY=f":{self.display}", XAUTHORITY=self.xauthority)
         env.pop("JUPYTERHUB_API_TOKEN", None)  # the desktop's programs do not need the server's token
         env.pop("JPY_API_TOKEN", None)
-        terminal = ["xterm", "-geometry", "110x32+40+40", "-title", "Terminal"]
+        terminal = ["xterm", "-ls", "-geometry", "110x32+40+40", "-title", "Terminal"]
         session = [find_program("openbox", "INK_WINDOW_MANAGER"), "--startup", " ".join(terminal)]
         if shutil.which("dbus-run-session"):
             # dbus-run-session stops its bus when the session ends (dbus-launch would orphan it)

@@ -1,8 +1,9 @@
 """The ROOT browser: JSROOT with a picker over the user's files, behind ``/rootbrowse/``.
 
-``python -m ink_proxy_ext.rootbrowse --socket PATH`` serves the page and the JSROOT assets
-(npm ``jsroot``, pinned, copied into ``static/jsroot`` by scripts/build-assets) on a 0600 unix
-socket. The page reads the user's tree through jupyter-server's contents API and opens ROOT
+``python -m ink_proxy_ext.rootbrowse --socket PATH`` serves the page on a 0600 unix socket, behind
+the session's login; the page loads JSROOT (npm ``jsroot``, pinned, copied into ``static/jsroot``
+by scripts/build-assets) and its own script from ``/ink-apps/static/`` (see
+:mod:`ink_proxy_ext.extension` for why that is public). The page reads the user's tree through jupyter-server's contents API and opens ROOT
 files through its authenticated ``/files/`` handler, which answers HTTP Range requests, so JSROOT
 reads only the baskets it draws instead of whole files. Both are on the same origin, under the
 session's prefix, behind the hub's login; this process never reads a user file itself.
@@ -46,8 +47,7 @@ def make_app():
     if not (JSROOT_DIR / "modules" / "gui.mjs").exists():
         raise RuntimeError(f"JSROOT is missing from {JSROOT_DIR} (run scripts/build-assets)")
     return web.Application([
-        (r"/jsroot/(.*)", Static, {"path": str(JSROOT_DIR)}),
-        (r"/(.*)", Static, {"path": str(PAGE_DIR), "default_filename": "index.html"}),
+        (r"/()", Static, {"path": str(PAGE_DIR), "default_filename": "index.html"}),
     ])
 
 

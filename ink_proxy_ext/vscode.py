@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 
 from .apps import APPS, find_program, private_dir
 
@@ -58,10 +59,16 @@ def command() -> list[str]:
     ]
 
 
+def environment() -> dict:
+    """The user's login shell for VS Code's terminals (a batch job's environment may lack SHELL)."""
+    return {"SHELL": os.environ.get("SHELL") or pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"}
+
+
 def setup_vscode() -> dict:
     """jupyter-server-proxy entry (``jupyter_serverproxy_servers: vscode``)."""
     return {
         "command": command,
+        "environment": environment,
         "unix_socket": True,
         "timeout": 60,
         "new_browser_tab": True,

@@ -1,7 +1,25 @@
 // INK ROOT browser: a picker over the user's tree (jupyter-server contents API) that opens
 // ROOT files in JSROOT through the authenticated /files/ handler (HTTP Range: JSROOT reads only
 // what it draws). Every URL is relative to this page, so it works under any session prefix.
-import { buildGUI } from "./jsroot/modules/gui.mjs";
+import { buildGUI } from "../jsroot/modules/gui.mjs";
+
+// JupyterHub's single-user auth accepts the login cookie on script requests (fetch, XHR) only
+// with the session's XSRF token in a header: add it to this page's same-origin requests,
+// including JSROOT's XHR reads of ROOT files.
+const xsrf = (document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/) || [])[1];
+const sameOrigin = (url) => new URL(url, location.href).origin === location.origin;
+if (xsrf) {
+  const open = XMLHttpRequest.prototype.open, send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    this.inkSameOrigin = sameOrigin(url);
+    return open.call(this, method, url, ...rest);
+  };
+  XMLHttpRequest.prototype.send = function (...args) {
+    if (this.inkSameOrigin) this.setRequestHeader("X-XSRFToken", decodeURIComponent(xsrf));
+    return send.apply(this, args);
+  };
+}
+const headers = xsrf ? { "X-XSRFToken": decodeURIComponent(xsrf) } : {};
 
 const list = document.getElementById("ink-files");
 const crumbs = document.getElementById("ink-path");
@@ -21,7 +39,7 @@ function item(text, cls, onclick) {
 async function show(path) {
   error.hidden = true;
   const r = await fetch(`../api/contents/${encodePath(path)}?content=1&type=directory`,
-                        { credentials: "same-origin" });
+                        { credentials: "same-origin", headers });
   if (!r.ok) {
     error.textContent = `Cannot list ${path || "your home"}: HTTP ${r.status}`;
     error.hidden = false;
