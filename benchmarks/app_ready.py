@@ -53,8 +53,8 @@ def first_answer(hub, user: str, app: str, token: str, timeout: float = 120) -> 
                 last = f"unexpected banner {banner[:20]!r}"
             else:
                 path = {"jupyter": "/lab", "vscode": "/vscode/", "rootbrowse": "/rootbrowse/"}[app]
-                r = requests.get(base + path, headers=headers, timeout=60, allow_redirects=False)
-                if r.status_code == 200:
+                r = requests.get(base + path, headers=headers, timeout=60)  # code-server redirects to ?folder=
+                if r.status_code == 200 and r.url.startswith(base + path):  # the app, not a login page
                     return
                 last = f"HTTP {r.status_code}"
         except (requests.RequestException, websocket.WebSocketException, OSError) as e:

@@ -60,6 +60,12 @@ def find_program(name: str, env_var: str, *fallbacks: str) -> str:
 def private_dir(*parts: str) -> str:
     """A directory of the user's own under ~/.local/share/ink (0700), created if needed."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    path = os.path.join(base, "ink", *parts)
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.makedirs(base, exist_ok=True)
+    path = base
+    for part in ("ink", *parts):  # makedirs' mode would not reach the intermediate directories
+        path = os.path.join(path, part)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
     return path
