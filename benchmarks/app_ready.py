@@ -6,7 +6,7 @@ workbench page from code-server, the ROOT browser's page, and for the desktop th
 RFB banner on the websocket noVNC uses (jupyter-server-proxy starts an app on its first request,
 so this includes the app's own start-up).
 
-    .venv/bin/python benchmarks/app_ready.py [--rounds 3] [--user dave]
+    .venv/bin/python benchmarks/app_ready.py [--rounds 3] [--user inkbench]
 
 Last line: ``RESULT app_ready_median_s jupyter=<s> vscode=<s> desktop=<s> rootbrowse=<s>``.
 """
@@ -66,13 +66,15 @@ def first_answer(hub, user: str, app: str, token: str, timeout: float = 120) -> 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--user", default="dave")
+    parser.add_argument("--user", default="inkbench",
+                        help="Unix user the sessions run as (created if missing); not one of the "
+                        "test users, whose jobs test clean-ups cancel")
     parser.add_argument("--budget", type=int, default=900, help="seconds before the run gives up")
     args = parser.parse_args()
     C.check_slurm()
     C.bound_runtime(args.budget)
     harness = C.harness
-    harness.ensure_unix_users()
+    harness.ensure_unix_users([args.user])
     tag = C.run_tag()
     hub_id = f"bench-{tag}"
     tracker = C.JobTracker(ink_hub_id=hub_id)
@@ -83,6 +85,7 @@ c.SlurmBackend.spawn_poll_interval = 0.5
 c.InkSpawner.poll_interval = 2
 c.InkSpawner.hub_id = {hub_id!r}
 c.JupyterHub.log_level = "INFO"
+c.Authenticator.allowed_users = {{{args.user!r}}}
 """, backend="slurm", catalogue=CATALOGUE)
     times: dict[str, list[float]] = {app: [] for app in APPS}
     try:
