@@ -172,6 +172,19 @@ def test_panel_shows_app_tiles_with_icons(browser, hub, tmp_path):
     shot(page, tmp_path, "app-tiles.png")
 
 
+def test_jupyterlab_launcher_offers_the_apps(browser, hub):
+    """JupyterLab, the default app, from its tile; its launcher has a card for each app
+    (jupyter-server-proxy's launcher entries with INK's titles)."""
+    page = login(browser, hub, "alice")
+    start_from_tile(page, hub, "alice", "jupyter")
+    page.wait_for_selector(".jp-LauncherCard", timeout=60_000)
+    labels = page.locator(".jp-LauncherCard-label").all_inner_texts()
+    for title in ("VS Code", "Desktop", "ROOT Browser"):  # opened in a new tab: "VS Code [↗]"
+        assert any(label.split(" [")[0] == title for label in labels), labels
+    running = session_processes(hub, "alice", "jupyter")
+    stop_and_check_nothing_left(hub, "alice", "jupyter", running)
+
+
 def open_vscode_terminal(page, attempts: int = 4) -> None:
     """Open a terminal as a user would: the command palette, "Terminal: Create New Terminal"."""
     for attempt in range(attempts):
