@@ -18,7 +18,7 @@ from tornado import web
 
 from .apps import STATIC
 
-DESKTOP_PAGE = (STATIC / "desktop" / "index.html").read_text
+DESKTOP_PAGE = (STATIC / "desktop" / "index.html").read_text()  # read once, at server start
 
 
 class PublicStaticHandler(web.StaticFileHandler):
@@ -34,7 +34,7 @@ class DesktopPageHandler(JupyterHandler):
 
     @web.authenticated
     def get(self):
-        page = DESKTOP_PAGE().replace("{{base_url}}", self.base_url)
+        page = DESKTOP_PAGE.replace("{{base_url}}", self.base_url)
         self.set_header("Cache-Control", "no-store")
         self.finish(page)
 

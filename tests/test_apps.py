@@ -309,13 +309,14 @@ def running_apps(hub, root_files):
             hub.stop_server("alice", app)
 
 
-def _vnc_banner(hub, token: str | None, headers: dict | None = None) -> bytes:
+def _vnc_banner(hub, token: str | None, headers: dict | None = None, origin: str | None = None) -> bytes:
     import websocket
 
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{hub.port}/user/alice/desktop/desktop-vnc/",
         header=[f"Authorization: token {token}"] if token else [], timeout=60,
-        **({"cookie": "; ".join(f"{k}={v}" for k, v in headers.items())} if headers else {}))
+        **({"cookie": "; ".join(f"{k}={v}" for k, v in headers.items())} if headers else {}),
+        **({"origin": origin} if origin else {}))
     try:
         return ws.recv()
     finally:
@@ -410,6 +411,24 @@ def test_unauthenticated_desktop_websocket_is_refused(hub, running_apps):
     # a forged cookie is no better
     with pytest.raises(websocket.WebSocketBadStatusException):
         _vnc_banner(hub, None, {"jupyterhub-user-alice-desktop": "forged"})
+
+
+
+def test_desktop_websocket_refuses_another_sites_page(browser, hub, running_apps):
+    """alice's browser cookies open the desktop's websocket from the session's own page, not
+    from a page of another site (cross-site websocket hijacking)."""
+    import websocket
+
+    page = login(browser, hub, "alice")
+    page.goto(f"{hub.url}/user/alice/desktop/desktop/")
+    page.wait_for_function("document.getElementById('ink-desktop-status').textContent === 'connected'",
+                           timeout=60_000)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert "jupyterhub-user-alice-desktop" in cookies
+    assert _vnc_banner(hub, None, cookies, origin=hub.url).startswith(b"RFB 003.")
+    with pytest.raises(websocket.WebSocketBadStatusException) as e:
+        _vnc_banner(hub, None, cookies, origin="http://evil.example")
+    assert e.value.status_code == 403
 
 
 def test_root_files_are_read_with_range_requests(hub, running_apps, root_files):
