@@ -273,15 +273,22 @@ class Backend(LoggingConfigurable):
         return result.stdout if result.returncode == 0 else ""
 
 
-#: most bytes kept from one scheduler command's stdout or stderr (commands run as the user)
-OUTPUT_CAP = 1 << 20
+#: most bytes kept from one scheduler command's stdout or stderr (commands run as the user).
+#: A full ``squeue --states=all`` of a busy site is megabytes: a cut listing would make live
+#: jobs look unknown, hence ended.
+OUTPUT_CAP = 64 << 20
 
 
 async def _read_capped(stream) -> bytes:
-    data = await stream.read(OUTPUT_CAP)
-    while await stream.read(65536):  # drain the rest so the command can finish
-        pass
-    return data
+    """Everything the stream gives until EOF, up to OUTPUT_CAP bytes (the rest is drained so
+    the command can finish). ``read(n)`` returns as soon as *some* data is there, so one call
+    is not the whole output."""
+    chunks, kept = [], 0
+    while chunk := await stream.read(65536):
+        if kept < OUTPUT_CAP:
+            chunks.append(chunk[:OUTPUT_CAP - kept])
+            kept += len(chunks[-1])
+    return b"".join(chunks)
 
 
 async def _feed(proc, data: str | None) -> None:
