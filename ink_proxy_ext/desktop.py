@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -94,7 +95,9 @@ class Desktop:
         if not digits.strip().isdigit():
             raise RuntimeError("Xvnc did not start (no display number)")
         self.display = int(digits)
-        env = dict(os.environ, DISPLAY=f":{self.display}", XAUTHORITY=self.xauthority)
+        env = dict(os.environ, DISPLAY=f":{self.display}", XAUTHORITY=self.xauthority,
+                   # the user's login shell in the terminal (a batch job's SHELL may be /bin/sh)
+                   SHELL=pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh")
         env.pop("JUPYTERHUB_API_TOKEN", None)  # the desktop's programs do not need the server's token
         env.pop("JPY_API_TOKEN", None)
         terminal = ["xterm", "-ls", "-geometry", "110x32+40+40", "-title", "Terminal"]

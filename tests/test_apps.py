@@ -240,6 +240,18 @@ def test_desktop_connects_shows_a_terminal_and_leaves_nothing(browser, hub, tmp_
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let light = 0; for (let i = 0; i < d.length; i += 16) if (d[i] > 200 && d[i+1] > 200 && d[i+2] > 200) light++;
         return light > 2000; }""", timeout=30_000)
+    # the desktop's terminal takes keystrokes through noVNC and runs them as alice
+    proof = Path(pwd.getpwnam("alice").pw_dir) / "desktop-terminal-proof.txt"
+    proof.unlink(missing_ok=True)
+    page.mouse.click(300, 250)  # into the xterm window
+    page.wait_for_timeout(1000)  # its shell's prompt
+    page.keyboard.type(f"echo ran-on-the-desktop-$((6*7)) $(id -un) > {proof}", delay=20)
+    page.keyboard.press("Enter")
+    wait_for(lambda: proof.exists() and proof.read_text().strip(), timeout=30,
+             message="the desktop terminal's command ran")
+    assert proof.read_text().split() == ["ran-on-the-desktop-42", "alice"]
+    proof.unlink()
+    page.wait_for_timeout(500)
     shot(page, tmp_path, "desktop.png")
     running = session_processes(hub, "alice", "desktop")
     names = {comm for _, comm in running}
