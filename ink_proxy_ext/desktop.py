@@ -21,6 +21,7 @@ import ctypes
 import os
 import pwd
 import secrets
+import select
 import shutil
 import signal
 import struct
@@ -86,11 +87,14 @@ class Desktop:
         os.close(write_fd)
         digits = b""
         deadline = time.monotonic() + timeout
-        with os.fdopen(read_fd, "rb") as pipe:
-            while time.monotonic() < deadline and not digits.endswith(b"\n"):
-                chunk = pipe.read(1)
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            while not digits.endswith(b"\n"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([pipe], [], [], remaining)[0]:
+                    break  # Xvnc hangs: give up (stop() cleans up)
+                chunk = pipe.read(16)
                 if not chunk:
-                    break
+                    break  # Xvnc exited
                 digits += chunk
         if not digits.strip().isdigit():
             raise RuntimeError("Xvnc did not start (no display number)")
@@ -110,7 +114,8 @@ class Desktop:
             stdin=subprocess.DEVNULL))
 
     def running(self) -> bool:
-        return all(child.poll() is None for child in self.children[:1])
+        """The desktop lives as long as its X server."""
+        return bool(self.children) and self.children[0].poll() is None
 
     def stop(self, grace: float = 5) -> None:
         """Stop the desktop, then Xvnc (whole process groups), and remove their leftovers."""

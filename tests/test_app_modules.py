@@ -10,14 +10,13 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ink_proxy_ext import desktop, rootbrowse, vscode
+from ink_proxy_ext import desktop, vscode
 from ink_proxy_ext.apps import APPS
 
 from .conftest import wait_for

@@ -12,7 +12,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import stat
 import subprocess
 from pathlib import Path
