@@ -60,10 +60,29 @@ def _documented_classes():
     from ink_spawner.backends.slurm import SlurmBackend
     from ink_spawner.spawner import InkSpawner
 
+    from ink_hub.authenticators import InkAuthenticator, InkOIDCAuthenticator, KerberosAuthenticator
+    from ink_hub.kerberos import TicketKeeper
+
     # InkSpawner: its own options and the Spawner options it gives another default; the rest
     # of JupyterHub's Spawner options are JupyterHub's to document. Backends: every option,
-    # because each backend is configured through its own class name.
-    return [(InkSpawner, False), (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True)]
+    # because each backend is configured through its own class name. Authenticators: their own
+    # options (oauthenticator and JupyterHub document the ones they inherit).
+    return [(InkSpawner, False), (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True),
+            (InkAuthenticator, False), (InkOIDCAuthenticator, False), (KerberosAuthenticator, False),
+            (TicketKeeper, False)]
+
+
+# how a class other than InkSpawner and the backends comes into play
+SELECTED = {
+    "InkAuthenticator": "The base of INK's authenticators below: its options apply to both "
+    "(`c.InkAuthenticator.<option>`), or to one of them under its own name.",
+    "InkOIDCAuthenticator": "Selected with `c.JupyterHub.authenticator_class = \"ink-oidc\"` "
+    "(see [Single sign-on with OpenID Connect](../admin/sso.md)).",
+    "KerberosAuthenticator": "Selected with `c.JupyterHub.authenticator_class = \"ink-kerberos\"` "
+    "(see [Kerberos tickets](../admin/kerberos.md)).",
+    "TicketKeeper": "Always active; it has work only for users with a Kerberos ticket in their "
+    "auth_state (see [Kerberos tickets](../admin/kerberos.md)).",
+}
 
 
 def _default_generator(cls, name, trait):
@@ -221,6 +240,8 @@ def config_reference() -> str:
         backend_name = getattr(cls, "name", None)
         if inherited and isinstance(backend_name, str):
             out += [f"Selected with `c.InkSpawner.backend = \"{backend_name}\"`.", ""]
+        elif cls.__name__ in SELECTED:
+            out += [SELECTED[cls.__name__], ""]
         elif not inherited:
             out += [
                 "Selected by `ink_hub.config.configure` (`c.JupyterHub.spawner_class = \"ink\"`). "

@@ -1,95 +1,30 @@
 """The jupyter-server extension that carries INK's user-side pages (runs as the user).
 
-Now: the EShell page (``/ink/shell``), an xterm.js terminal on jupyter-server's own terminals
-(terminado). To come: the file manager and its API (``/ink/files``, ``/ink/api/files``).
+- the file manager (``/ink/files``) and its JSON API (``/ink/api/files/...``),
+- EShell (``/ink/shell``): xterm.js on jupyter-server's own terminals (terminado),
+- share links to the user's files (``/ink/share/...``; the hub relays them to other users).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
-from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
-from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, ExtensionHandlerMixin
-from tornado import web
+from traitlets import Bool, Dict, Int, List, default, validate
+
+from .files.handlers import file_handlers
+from .files.page import page_handlers
+from .files.roots import Root, Roots
+from .files.share_handlers import share_handlers
+from .files.shares import ShareStore
+from .files.uploads import Uploads
+from .shell import shell_handlers
 
 HERE = Path(__file__).parent
-
-
-def login_nodes() -> dict:
-    """The site's login nodes, as the hub passed them to this (portal) session."""
-    try:
-        nodes = json.loads(os.environ.get("INK_LOGIN_NODES") or "{}")
-    except ValueError:
-        return {}
-    return nodes if isinstance(nodes, dict) and os.environ.get("INK_SSH_DIR") else {}
-
-
-def ssh_command(node: dict, user: str) -> list[str]:
-    """argv of a password-free SSH session to a login node, with the hub-minted certificate."""
-    directory = os.environ["INK_SSH_DIR"]
-    known_hosts = os.path.join(directory, "known_hosts")
-    return [
-        "ssh", "-t",
-        "-i", os.path.join(directory, "id_ink"),
-        "-o", f"CertificateFile={os.path.join(directory, 'id_ink-cert.pub')}",
-        "-o", "IdentitiesOnly=yes",
-        "-o", f"UserKnownHostsFile={known_hosts}",
-        "-o", "StrictHostKeyChecking=" + ("yes" if node.get("host_key") else "accept-new"),
-        "-o", "PasswordAuthentication=no",
-        "-p", str(int(node["port"])),
-        "-l", user,
-        node["host"],
-    ]
-
-
-class ShellPageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHandler):
-    """GET /ink/shell: the web shell page. Terminals themselves are jupyter-server's
-    (POST /api/terminals, websocket /terminals/websocket/NAME), with its auth and XSRF checks."""
-
-    auth_resource = "terminals"
-
-    @web.authenticated
-    @authorized
-    def get(self):
-        if not self.settings.get("terminals_available", False):
-            raise web.HTTPError(503, "terminals are not available in this server")
-        self.write(self.render_template(
-            "ink_shell.html",
-            base_url=self.base_url,
-            xsrf=self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
-            user=self.current_user.username,
-            xterm_js=self.static_url("vendor/xterm.js"),
-            xterm_css=self.static_url("vendor/xterm.css"),
-            fit_js=self.static_url("vendor/addon-fit.js"),
-            shell_js=self.static_url("ink_shell.js"),
-            login_nodes={name: n["title"] for name, n in login_nodes().items()},
-        ))
-
-
-class LoginTerminalHandler(ExtensionHandlerMixin, JupyterHandler):
-    """POST /ink/api/shell/login {"node": NAME}: a terminal running ssh to a configured login
-    node. Only node names the hub configured are accepted; nothing else reaches the command."""
-
-    auth_resource = "terminals"
-
-    @web.authenticated
-    @authorized
-    def post(self):
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "body must be JSON: {\"node\": NAME}") from None
-        node_name = body.get("node") if isinstance(body, dict) else None
-        nodes = login_nodes()
-        if not isinstance(node_name, str) or node_name not in nodes:
-            raise web.HTTPError(400, f"node: unknown login node (configured: {', '.join(nodes) or 'none'})")
-        manager = self.settings["terminal_manager"]
-        name, _ = manager.new_named_terminal(shell_command=ssh_command(nodes[node_name], os.environ.get("USER") or self.current_user.username))
-        self.finish({"name": name})
+ROOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
 
 
 class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
@@ -100,6 +35,77 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
     static_paths = [str(HERE / "static")]
     template_paths = [str(HERE / "templates")]
 
+    storage_roots = List(
+        Dict(),
+        help="""Places the file manager shows besides the home directory, e.g.
+        ``[{"name": "EOS", "path": "/eos/user", "read_only": false},
+        {"name": "CVMFS", "path": "/cvmfs", "read_only": true},
+        {"name": "EOS (XRootD)", "url": "root://eos.example.org//eos/user"}]``.
+        Nothing outside the home directory and these roots can be reached through the file
+        manager, symlinks included; a read-only root is never written through it. XRootD roots
+        are listed and streamed (read-only).
+        The hub passes the site catalogue's ``site.storage_roots`` here (``INK_STORAGE_ROOTS``).""",
+    ).tag(config=True)
+
+    @default("storage_roots")
+    def _roots_from_hub(self):
+        try:
+            roots = json.loads(os.environ.get("INK_STORAGE_ROOTS") or "[]")
+        except ValueError:
+            self.log.warning("INK_STORAGE_ROOTS is not JSON; no extra storage roots")
+            return []
+        return roots if isinstance(roots, list) else []
+
+    @validate("storage_roots")
+    def _check_roots(self, proposal):
+        checked = []
+        for i, entry in enumerate(proposal["value"]):
+            where = f"storage_roots[{i}]"
+            if not isinstance(entry, dict) or set(entry) - {"name", "path", "url", "read_only"}:
+                raise ValueError(f"{where}: a dict with name, path or url, and read_only")
+            if not isinstance(entry.get("name"), str) or not ROOT_NAME.match(entry["name"]):
+                raise ValueError(f"{where}.name: 1-40 letters, digits, space, _ . -")
+            if ("path" in entry) == ("url" in entry):
+                raise ValueError(f"{where}: give exactly one of path (POSIX) or url (root://)")
+            if "path" in entry and not (isinstance(entry["path"], str) and entry["path"].startswith("/")):
+                raise ValueError(f"{where}.path: an absolute path")
+            if "url" in entry and not (isinstance(entry["url"], str) and entry["url"].startswith("root://")):
+                raise ValueError(f"{where}.url: a root:// URL")
+            if not isinstance(entry.get("read_only", False), bool):
+                raise ValueError(f"{where}.read_only: true or false")
+            checked.append(entry)
+        return checked
+
+    max_upload_size = Int(
+        0,
+        help="Largest file, in bytes, one upload may declare (0: no limit beyond the disk's).",
+    ).tag(config=True)
+
+    @validate("max_upload_size")
+    def _check_max_upload(self, proposal):
+        if proposal["value"] < 0:
+            raise ValueError("max_upload_size: 0 (no limit) or a number of bytes")
+        return proposal["value"]
+
+    allow_anonymous_shares = Bool(
+        help="""Share links may be marked "anyone with the link" (no login). The hub's own setting
+        (catalogue ``site.anonymous_shares``) must allow it too; it passes it here as
+        ``INK_ANONYMOUS_SHARES``.""",
+    ).tag(config=True)
+
+    @default("allow_anonymous_shares")
+    def _anonymous_from_hub(self):
+        return os.environ.get("INK_ANONYMOUS_SHARES") == "1"
+
+    def make_roots(self) -> Roots:
+        extra = []
+        for entry in self.storage_roots:
+            if "url" in entry:
+                extra.append(Root(entry["name"], "", True, url=entry["url"]))  # listing and streaming only
+            else:
+                extra.append(Root(entry["name"], os.path.realpath(entry["path"]), bool(entry.get("read_only", False))))
+        return Roots(os.path.expanduser("~"), extra)
+
     def initialize_settings(self):
         # A server the hub gave an idle timeout (the portal) stops itself when nobody uses it:
         # jupyter-server's own check (no kernels, no terminals, no requests), once a minute.
@@ -107,7 +113,24 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
         if timeout.isdigit() and int(timeout) > 0:
             self.serverapp.shutdown_no_activity_timeout = int(timeout)
             self.log.info("INK: this server stops after %s s without activity", timeout)
+        # One forgotten shell should not keep the server (and its resources) alive: jupyter-server's
+        # terminal manager ends terminals with no input or output for this long.
+        shell_timeout = os.environ.get("INK_SHELL_IDLE_TIMEOUT", "")
+        if shell_timeout.isdigit() and int(shell_timeout) > 0:
+            terminals = self.serverapp.config.TerminalManager
+            terminals.cull_inactive_timeout = int(shell_timeout)
+            terminals.cull_interval = max(1, min(60, int(shell_timeout) // 2))
+            manager = self.serverapp.web_app.settings.get("terminal_manager")
+            if manager is not None:  # the terminals extension loaded first
+                manager.cull_inactive_timeout = terminals.cull_inactive_timeout
+                manager.cull_interval = terminals.cull_interval
+            self.log.info("INK: shells end after %s s without input or output", shell_timeout)
+        self.settings.update({
+            "ink_files_roots": self.make_roots(),
+            "ink_files_uploads": Uploads(self.max_upload_size),
+            "ink_files_shares": ShareStore(os.path.expanduser("~/.ink/shares.json")),
+            "ink_files_anonymous_shares": self.allow_anonymous_shares,
+        })
 
     def initialize_handlers(self):
-        self.handlers.extend([(r"/ink/shell/?", ShellPageHandler),
-                              (r"/ink/api/shell/login", LoginTerminalHandler)])
+        self.handlers.extend(shell_handlers() + file_handlers() + page_handlers() + share_handlers())

@@ -17,9 +17,10 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import dashboard, session_api
+from . import credentials_api, dashboard, session_api, shares
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
+from .kerberos import TicketKeeper
 from .spawn_form import SpawnForm
 from .ssh_ca import SSHCertificateAuthority
 
@@ -75,7 +76,16 @@ def apply_site(c, site: SiteConfig) -> None:
     c.InkSpawner.resolver = resolver
     c.InkSpawner.options_form = form.render
     c.InkSpawner.options_from_form = form.parse
-    c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver))
+    # Kerberos tickets from encrypted auth_state reach the sessions, renewed by the hub
+    # (TicketKeeper.* settings come from the hub: section)
+    keeper = TicketKeeper(config=Config(site.hub_config))
+    c.InkSpawner.credentials = keeper.session_env
+    c.JupyterHub.extra_handlers.extend(credentials_api.handlers(keeper))
+    # the INK authenticators admit members of the catalogue's experiments: one mapping
+    c.InkOIDCAuthenticator.experiments_for = resolver.experiments_for
+    c.KerberosAuthenticator.experiments_for = resolver.experiments_for
+    c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver, keeper))
+    c.JupyterHub.extra_handlers.extend(shares.handlers(allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
         c.InkSpawner.extend_walltime_by = extension.extend_by

@@ -18,6 +18,7 @@ from tornado import web
 from ink_spawner.stats import sampler_for
 
 from .catalogue.resolve import CatalogueResolver
+from .kerberos import STATE_KEY, Ticket
 
 
 def session_rows(user, catalogue) -> list[dict]:
@@ -87,8 +88,16 @@ def sparkline_svg(series: list[tuple[float, int, int]], width: int = 160, height
 
 
 class InkPageHandler(BaseHandler):
-    def initialize(self, resolver: CatalogueResolver):
+    def initialize(self, resolver: CatalogueResolver, keeper=None):
         self.resolver = resolver
+        self.keeper = keeper
+
+    async def credential_warning(self, user) -> str:
+        """The user's Kerberos ticket warning (it cannot be renewed any more), if any."""
+        if self.keeper is None:
+            return ""
+        state = await user.get_auth_state() or {}
+        return self.keeper.warning(Ticket.from_state(state.get(STATE_KEY)))
 
     @property
     def catalogue(self):
@@ -119,10 +128,12 @@ class DashboardHandler(InkPageHandler):
                              "choices": choices,
                              "icon_url": url_path_join(self.hub.base_url, "ink", "icons", name) if app.icon else None,
                              "spawn_url": url_path_join(self.hub.base_url, "spawn", user.escaped_name, name)})
-        shell_url = None
+        shell_url = files_url = None
         if any(a["name"] == "portal" for a in apps):
-            shell_url = url_path_join(self.hub.base_url, "spawn", user.escaped_name, "portal") + \
-                "?next=" + url_path_join(user.url, "portal", "ink", "shell")
+            # Services open in the portal server, started on the way if it is not running
+            portal = url_path_join(self.hub.base_url, "spawn", user.escaped_name, "portal") + "?next="
+            shell_url = portal + url_path_join(user.url, "portal", "ink", "shell")
+            files_url = portal + url_path_join(user.url, "portal", "ink", "files")
             apps = [a for a in apps if a["name"] != "portal"]  # a service, not an application
         sampler = sampler_for(user.spawner.backend_instance)
         sampler.start()
@@ -135,12 +146,14 @@ class DashboardHandler(InkPageHandler):
             experiments=[cat.experiments[e].title for e in experiments],
             apps=apps,
             shell_url=shell_url,
+            files_url=files_url,
             sessions=session_rows(user, cat),
             usage_chart=bar_chart_svg(self._sessions_by_app()),
             overview=overview,
             sampled=bool(sampler.samples),
             overview_error=sampler.last_error,
             sessions_api=url_path_join(self.hub.base_url, "ink", "api", "sessions"),
+            credential_warning=await self.credential_warning(user),
         )
         self.finish(html_page)
 
@@ -193,9 +206,9 @@ class AppIconHandler(InkPageHandler):
         self.finish(data)
 
 
-def handlers(resolver: CatalogueResolver) -> list[tuple]:
+def handlers(resolver: CatalogueResolver, keeper=None) -> list[tuple]:
     return [
-        (r"/ink/?", DashboardHandler, {"resolver": resolver}),
+        (r"/ink/?", DashboardHandler, {"resolver": resolver, "keeper": keeper}),
         (r"/ink/icons/([a-z][a-z0-9_-]{0,31})", AppIconHandler, {"resolver": resolver}),
         (r"/ink/api/sessions", SessionsAPIHandler, {"resolver": resolver}),
     ]

@@ -40,15 +40,20 @@ def parse_port_report(body: bytes) -> int:
     return port
 
 
+def spawner_for_token(user: User, token: str | None):
+    """The user's spawner whose own server token this is, or None."""
+    token_bytes = (token or "").encode("utf-8", "surrogateescape")
+    for spawner in user.spawners.values():
+        if spawner.api_token and hmac.compare_digest(spawner.api_token.encode(), token_bytes):
+            return spawner
+    return None
+
+
 class SessionPortHandler(APIHandler):
     """Accept one port report from the job of a starting INK session."""
 
     def _spawner_for_token(self, user: User):
-        token = (self.get_auth_token() or "").encode("utf-8", "surrogateescape")
-        for spawner in user.spawners.values():
-            if spawner.api_token and hmac.compare_digest(spawner.api_token.encode(), token):
-                return spawner
-        return None
+        return spawner_for_token(user, self.get_auth_token())
 
     async def post(self):
         user = self.current_user

@@ -24,6 +24,8 @@ import time
 import urllib.error
 import urllib.request
 
+from . import credentials
+
 REPORT_PATH = "ink/session-port"
 
 
@@ -179,16 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         parser.error(f"cannot read the session environment from $INK_ENV_FILE: {e}")
     install_kernels()
-    if "INK_SSH_KEY" in os.environ:
+    if "INK_SSH_KEY" in os.environ or credentials.ENV_CCACHE in os.environ:
         install_ssh_credentials()
+        credentials.install_ccache()
         # /proc/PID/environ keeps the environment a process was started with: start again
-        # without the key, so it is only in the 0600 file
+        # without the key and ticket, so they are only in the 0600 files (and without
+        # $INK_ENV_FILE, already loaded, which would bring the ticket back)
+        os.environ.pop("INK_ENV_FILE", None)
         os.execv(sys.executable, [sys.executable, "-m", "ink_spawner.session", *(argv if argv is not None else sys.argv[1:])])
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no server command given")
     api_url = os.environ.get("JUPYTERHUB_API_URL")
     token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    credentials.activate(api_url, token)  # refresh the ticket, remove it at exit
     if not api_url or not token:
         parser.error("JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN must be set (by the hub)")
 

@@ -51,6 +51,16 @@ class InkSpawner(Spawner):
         """,
     ).tag(config=True)
 
+    credentials = Callable(
+        None,
+        allow_none=True,
+        help="""async (spawner) -> dict: secret environment for the session's job, e.g. a Kerberos
+        credential cache from the user's encrypted auth_state (ink_hub sets its ticket keeper
+        here). Called at every start; the values reach the job like the rest of its environment
+        (never argv, job scripts or spawner state), and ink-session moves them into private
+        files before the server starts.""",
+    ).tag(config=True)
+
     apps = Dict(
         help="""The apps users may start, by server name:
         {name: {"title": str, "default_url": str, "backend": str (optional)}}.
@@ -283,6 +293,8 @@ class InkSpawner(Spawner):
         unix_user, home = await self.unix_account()
         env = self.get_env()
         env.update(extra_env or {})
+        if self.credentials is not None:
+            env.update(await self.credentials(self))
         env.update(PATH=self.job_path, HOME=home, USER=unix_user, INK_APP=app.name,
                    JUPYTERHUB_DEFAULT_URL=app.default_url)
         log_dir = self.log_dir.format(home=home)

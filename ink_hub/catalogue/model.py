@@ -71,6 +71,21 @@ class LoginNode(Strict):
                                  "connection trusts what the node presents")
 
 
+class StorageRoot(Strict):
+    """A place the file manager shows besides the home directory (POSIX path or XRootD URL)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
+    path: str | None = Field(None, pattern=r"^/[^\x00]*$", description="absolute path (e.g. /eos/user, /cvmfs)")
+    url: str | None = Field(None, pattern=r"^root://[^\s]+$", description="XRootD URL (root://host//path)")
+    read_only: bool = Field(False, description="never written through the file manager")
+
+    @model_validator(mode="after")
+    def _one_location(self):
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path or url")
+        return self
+
+
 class WalltimeExtension(Strict):
     """Activity-aware wall time: active sessions get more time before the scheduler ends them."""
 
@@ -89,6 +104,10 @@ class Site(Strict):
     max_sessions_per_user: int = Field(4, ge=1, le=100)
     walltime_extension: WalltimeExtension | None = None
     login_nodes: dict[Name, LoginNode] = Field(default_factory=dict)
+    storage_roots: list[StorageRoot] = Field(default_factory=list, description="places the file "
+                                             "manager shows besides home (read_only for /cvmfs etc.)")
+    anonymous_shares: bool = Field(False, description="share links may be opened without logging in "
+                                   "when their owner asks for it")
 
 
 class App(Strict):
@@ -107,7 +126,11 @@ class App(Strict):
     idle_timeout: str | None = Field(None, description="the server stops itself after this long "
                                      "with no activity, kernels or terminals (e.g. the portal)")
 
-    _check_idle = field_validator("idle_timeout")(lambda cls, v: v if v is None else _walltime(v))
+    shell_idle_timeout: str | None = Field(None, description="a web shell (EShell) with no input or "
+                                           "output for this long is ended (tmux sessions live on)")
+
+    _check_idle = field_validator("idle_timeout", "shell_idle_timeout")(
+        lambda cls, v: v if v is None else _walltime(v))
 
     @field_validator("backend")
     @classmethod

@@ -128,9 +128,16 @@ class CatalogueResolver:
             env["INK_SETUP_SCRIPT"] = exp.setup
         if exp.kernels:
             env["INK_KERNELS"] = json.dumps({k: v.model_dump() for k, v in exp.kernels.items()})
+        site = self.catalogue.site
+        if site.storage_roots:
+            env["INK_STORAGE_ROOTS"] = json.dumps([r.model_dump(exclude_none=True) for r in site.storage_roots])
+        if site.anonymous_shares:
+            env["INK_ANONYMOUS_SHARES"] = "1"
         app_entry = self.catalogue.apps.get(app.name)
         if app_entry is not None and app_entry.idle_timeout:
             env["INK_IDLE_TIMEOUT"] = str(parse_walltime_s(app_entry.idle_timeout))
+        if app_entry is not None and app_entry.shell_idle_timeout:
+            env["INK_SHELL_IDLE_TIMEOUT"] = str(parse_walltime_s(app_entry.shell_idle_timeout))
         if self.ssh_ca is not None and app_entry is not None and app_entry.ssh_certificate:
             unix_user = spawner.user.name
             key, cert = await asyncio.to_thread(self.ssh_ca.mint, unix_user)

@@ -1,0 +1,1 @@
+"""The file manager: roots and path checks, listings, operations, uploads, previews, shares."""

@@ -1,0 +1,58 @@
+"""The file manager page (``/ink/files``) and the server-rendered preview it needs (FITS)."""
+
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin
+from tornado import web
+
+from . import fits
+from .handlers import FilesHandlerMixin
+from .roots import FilesError
+
+
+class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHandler):
+    """GET /ink/files[?path=P]: the page; everything it shows comes from the JSON API."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        xsrf = self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token
+        vendor = {name: self.static_url(f"vendor/{name}") for name in (
+            "pdf.min.mjs", "pdf.worker.min.mjs", "highlight.min.js",
+            "highlight-light.min.css", "highlight-dark.min.css")}
+        self.write(self.render_template(
+            "ink_files.html",
+            config={
+                "base_url": self.base_url,
+                "xsrf": xsrf,
+                "user": self.current_user.username,
+                "home": self.roots.home.path,
+                "roots": [r.as_json() for r in self.roots.all],
+                "start": self.get_argument("path", self.roots.home.path),
+                "vendor": vendor,
+                "shell_url": self.base_url + "ink/shell",
+                "hub_prefix": self.settings.get("hub_prefix") or "/hub/",
+            },
+            files_js=self.static_url("ink_files.js"),
+            files_css=self.static_url("ink_files.css"),
+            highlight_js=vendor["highlight.min.js"],
+        ))
+
+
+class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
+    """GET /ink/api/files/fits?path=P[&hdu=N]: HDU list, header and a PNG of an image HDU."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        target = self.roots.resolve(self.get_argument("path", ""))
+        hdu = self.get_argument("hdu", None)
+        if hdu is not None and not hdu.isdigit():
+            raise FilesError(400, "hdu: an HDU number")
+        self.finish(await self.in_thread(fits.preview, target.path, None if hdu is None else int(hdu)))
+
+
+def page_handlers() -> list[tuple]:
+    return [(r"/ink/files/?", FilesPageHandler), (r"/ink/api/files/fits", FitsPreviewHandler)]

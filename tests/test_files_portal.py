@@ -1,0 +1,315 @@
+"""The file manager through the real hub: the Files tile starts the portal server, the page works
+in headless Chromium (upload, previews, share to another user, delete), and share links go
+through the hub's relay to users who cannot reach the owner's server."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from .test_browser_pages import BROWSER_ARGS, CHROMIUM, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.hub]
+
+CATALOGUE = """
+site: {name: INK Files Test, anonymous_shares: true,
+       storage_roots: [{name: Scratch, path: /tmp/ink-scratch-test}]}
+apps:
+  portal: {idle_timeout: "0:10:00"}
+experiments:
+  default: {title: Everyone, members: {everyone: true}, apps: [jupyter, portal]}
+"""
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A valid one-page PDF with a line of text (offsets computed, so pdf.js accepts it)."""
+    stream = f"BT /F1 24 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def sample_files(directory: Path) -> dict[str, Path]:
+    import numpy as np
+    from astropy.io import fits
+
+    from ink_files_ext.files.fits import _png_gray
+
+    directory.mkdir(parents=True)
+    files = {
+        "plot.png": _png_gray(np.tile(np.arange(0, 256, 2, dtype="uint8"), (64, 1))),
+        "fit.py": b"def chi2(x):\n    return sum(v * v for v in x)  # least squares\n",
+        "notes.pdf": tiny_pdf("INK preview"),
+        '<img src=x onerror="window.inkXss=1">.txt': b"not html\n",
+    }
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.random.default_rng(0).normal(10, 1, (64, 64)).astype("float32")).writeto(buf)
+    files["sky.fits"] = buf.getvalue()
+    paths = {}
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+        paths[name] = directory / name
+    return paths
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, unix_users):
+    from .harness import Hub
+
+    os.makedirs("/tmp/ink-scratch-test", mode=0o777, exist_ok=True)
+    os.chmod("/tmp/ink-scratch-test", 0o1777)
+    h = Hub(tmp_path_factory.mktemp("files"), backend="local", catalogue=CATALOGUE).start()
+    yield h
+    for user in ("alice", "bob"):
+        for name in list(h.user_model(user).get("servers", {})):
+            h.api("DELETE", f"/users/{user}/servers/{name}")
+    h.stop()
+    shutil.rmtree("/tmp/ink-scratch-test", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def workdir():
+    """A folder in alice's real home (the portal's file manager starts there)."""
+    path = Path("/home/alice") / f"ink-files-test-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def login(browser, hub, user):
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"{hub.url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", "test-password")
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/ink")
+    return page
+
+
+def goto_dir(page, path: Path):
+    page.fill("#ink-address", str(path))
+    page.press("#ink-address", "Enter")
+    page.wait_for_function("(p) => window.inkFiles && window.inkFiles.state.path === p", arg=str(path))
+
+
+def entry(page, name: str):
+    return page.locator("#ink-table a.entry", has_text=name)
+
+
+def test_files_page_upload_preview_share_delete(browser, hub, workdir, tmp_path):
+    staged = sample_files(tmp_path / "staged")
+    alice = login(browser, hub, "alice")
+    alice.click("#ink-service-files")  # starts the portal server on the way
+    alice.wait_for_url("**/user/alice/portal/ink/files**", timeout=60_000)
+    alice.wait_for_selector("#ink-table tbody tr", timeout=20_000)
+    assert hub.spawner_state("alice", "portal")["backend"] == "local"
+    # the side list shows home and the site's storage root
+    assert [t.strip() for t in alice.locator("#ink-roots a[data-path]").all_inner_texts()] == ["Home", "Scratch"]
+    # new folder (the name comes from a prompt), then into it
+    alice.once("dialog", lambda d: d.accept(workdir.name))
+    alice.click("[data-action=mkdir]")
+    entry(alice, workdir.name).wait_for()
+    assert workdir.is_dir() and workdir.stat().st_uid == 1001  # made by alice's own server
+    entry(alice, workdir.name).click()
+    alice.wait_for_function("(p) => window.inkFiles.state.path === p", arg=str(workdir))
+    # upload several files at once (chunked uploads with progress)
+    alice.set_input_files("#ink-upload-input", [str(p) for p in staged.values()])
+    alice.wait_for_function("document.querySelectorAll('.ink-upload.done').length === 5", timeout=30_000)
+    for name, path in staged.items():
+        assert (workdir / name).read_bytes() == path.read_bytes(), name
+        entry(alice, name).wait_for()
+    # a file name with markup is only text: no image element, no script ran
+    assert alice.evaluate("window.inkXss") is None
+    assert alice.locator("#ink-table img").count() == 0
+    # previews
+    entry(alice, "plot.png").click()
+    alice.wait_for_function("() => { const i = document.querySelector('#ink-preview-body img');"
+                            " return i && i.complete && i.naturalWidth === 128; }")
+    shot(alice, tmp_path, "files-preview.png")
+    alice.click("#ink-preview button")
+    entry(alice, "fit.py").click()
+    alice.wait_for_selector("#ink-preview-body code.hljs .hljs-keyword")
+    assert "least squares" in alice.inner_text("#ink-preview-body")
+    alice.click("#ink-preview button")
+    entry(alice, "notes.pdf").click()
+    alice.wait_for_selector("#ink-preview-body[data-rendered='1'] canvas[data-page='1']", timeout=20_000)
+    inked = alice.evaluate("""() => { const c = document.querySelector('#ink-preview-body canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }""")
+    assert inked > 100  # the text was drawn, not just a blank page
+    alice.click("#ink-preview button")
+    entry(alice, "sky.fits").click()
+    alice.wait_for_selector("#ink-preview-body img.fits-image")
+    assert "NAXIS1  =                   64" in alice.inner_text("#ink-preview-body .fits-header")
+    alice.click("#ink-preview button")
+    shot(alice, tmp_path, "files.png")
+
+    # share the folder read-only; bob (logged in) opens it through the hub
+    alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir.parent}")
+    entry(alice, workdir.name).wait_for()
+    alice.locator(f"#ink-table tr[data-path='{workdir}'] input[type=checkbox]").check()
+    alice.click("[data-action=share]")
+    alice.click("#ink-share-create")
+    alice.wait_for_function("document.querySelector('#ink-share-url').value.startsWith('http')")
+    link = alice.input_value("#ink-share-url")
+    alice.click("#ink-share-form button:has-text('Close')")
+    assert "/hub/ink/share/alice/" in link
+    bob = login(browser, hub, "bob")
+    bob.goto(link)
+    assert bob.inner_text("#ink-share-owner") == "alice"
+    assert bob.locator("#ink-share-listing a", has_text="fit.py").count() == 1
+    with bob.expect_download() as download:
+        bob.evaluate("(href) => { const a = document.createElement('a'); a.href = href; a.download = '';"
+                     " document.body.append(a); a.click(); }",
+                     bob.locator("#ink-share-listing a", has_text="fit.py").get_attribute("href"))
+    assert Path(download.value.path()).read_bytes() == staged["fit.py"].read_bytes()
+    # a forged link (wrong signature) is refused with a clear page
+    forged = link.rsplit(".", 1)[0] + "." + "0" * 32 + "/"
+    response = bob.goto(forged)
+    assert response.status == 403 and "not a valid share link" in bob.inner_text("body")
+    # bob still cannot reach alice's server itself
+    r = requests.get(f"{hub.url}/user/alice/portal/ink/api/files/list",
+                     headers={"Authorization": f"token {hub.user_token('bob')}"}, allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 403)
+    # the share is not anonymous: a visitor without login is sent to log in
+    r = requests.get(link, allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
+    # alice revokes it: bob's next request fails at once
+    share_id = link.split("/share/alice/")[1].split(".")[0]
+    alice.click("#ink-my-shares")
+    alice.wait_for_selector(f"#ink-shares-table tr[data-id='{share_id}']")
+    alice.click(f"#ink-shares-table tr[data-id='{share_id}'] button:has-text('Revoke')")
+    alice.wait_for_selector(f"#ink-shares-table tr[data-id='{share_id}']", state="detached")
+    alice.click("#ink-shares button:has-text('Close')")
+    response = bob.goto(link)
+    assert response.status == 410
+    # delete with confirmation
+    alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
+    entry(alice, "fit.py").wait_for()
+    alice.locator(f"#ink-table tr[data-path='{workdir / 'fit.py'}'] input[type=checkbox]").check()
+    alice.once("dialog", lambda d: d.accept())
+    alice.click("[data-action=delete]")
+    alice.wait_for_function("() => !document.querySelector(`#ink-table a.entry[data-path$='/fit.py']`)")
+    assert not (workdir / "fit.py").exists()
+
+
+def test_share_relay_trusts_nothing_from_the_owner_server(hub, workdir):
+    """Files come to the visitor as downloads with a sandbox CSP, whatever their type; an
+    anonymous share works without login only because the site and the owner allowed it; the
+    relay honours Range."""
+    workdir.mkdir()
+    (workdir / "page.html").write_text("<script>alert(document.cookie)</script>")
+    data = os.urandom(20 * 1024 * 1024 + 5)  # more than one relay chunk
+    (workdir / "big.bin").write_bytes(data)
+    subprocess.run(["chown", "-R", "alice:", str(workdir)], check=True)
+    token = hub.user_token("alice")
+    base = f"{hub.url}/user/alice/portal/"
+    if not (hub.server("alice", "portal") or {}).get("ready"):
+        hub.start_and_wait("alice", "portal")
+    r = requests.post(base + "ink/api/shares", json={"path": str(workdir), "anonymous": True},
+                      headers={"Authorization": f"token {token}"}, timeout=30)
+    assert r.status_code == 201, r.text
+    link = hub.url + r.json()["url"]
+    page = requests.get(link + "page.html", timeout=30)  # anonymous visitor
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "application/octet-stream"
+    assert page.headers["Content-Disposition"].startswith("attachment")
+    assert "sandbox" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Set-Cookie" not in page.headers
+    assert requests.get(link + "big.bin", timeout=60).content == data
+    part = requests.get(link + "big.bin", headers={"Range": "bytes=9000000-9000009"}, timeout=30)
+    assert part.status_code == 206 and part.content == data[9000000:9000010]
+    # a share token from nowhere, for an anonymous visitor: nothing but the way to log in
+    forged = f"{hub.url}/hub/ink/share/alice/AAAAAAAAAAAAAAAA.9999999999.{'0' * 32}/"
+    r = requests.get(forged, allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
+    # the owner's server token never reaches the visitor
+    assert token not in page.text and "token" not in " ".join(page.headers.values()).lower()
+
+
+def shell_lines(page) -> list[str]:
+    return page.evaluate("() => { const b = window.inkTerminal.buffer.active; const out = [];"
+                         " for (let i = 0; i < b.length; i++) out.push(b.getLine(i).translateToString(true).trim());"
+                         " return out; }")
+
+
+def wait_shell(page, predicate, timeout: float = 15) -> list[str]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = shell_lines(page)
+        if predicate(lines):
+            return lines
+        time.sleep(0.1)
+    raise AssertionError("terminal never showed it:\n" + "\n".join(shell_lines(page)[-15:]))
+
+
+def test_eshell_tabs_each_have_their_own_shell_and_tmux_outlives_its_tab(browser, hub):
+    import re
+    import time
+
+    alice = login(browser, hub, "alice")
+    alice.click("#ink-service-eshell")
+    alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=60_000)
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+    alice.locator("#ink-terminal").click()
+    alice.keyboard.type("echo pid=$$")
+    alice.keyboard.press("Enter")
+    first_pid = int(re.search(r"^pid=(\d+)$", "\n".join(wait_shell(alice, lambda ls: any(re.match(r"^pid=\d+$", l) for l in ls))), re.M).group(1))
+    # a second tab is a second shell
+    alice.click("#ink-new-tab")
+    alice.wait_for_function("window.inkShell.tabs().length === 2 && window.inkShell.tabs()[1].state === 'connected'")
+    alice.keyboard.type("echo pid=$$; tmux new -s ink-tab-test")
+    alice.keyboard.press("Enter")
+    lines = wait_shell(alice, lambda ls: any("[ink-tab-t" in l for l in ls))  # tmux's status line
+    assert f"pid={first_pid}" not in lines  # tab 2 shows its own buffer
+    names = [t["name"] for t in alice.evaluate("window.inkShell.tabs()")]
+    token = hub.user_token("alice")
+    listed = lambda: {t["name"] for t in requests.get(f"{hub.url}/user/alice/portal/api/terminals",  # noqa: E731
+                                                      headers={"Authorization": f"token {token}"}, timeout=10).json()}
+    assert set(names) <= listed()
+    # closing tab 1 ends its shell
+    alice.click(".ink-tab:nth-child(1) .ink-tab-close")
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{first_pid}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{first_pid}") and names[0] not in listed()
+    # closing tab 2 ends its shell, but the tmux session inside it lives on
+    alice.click(".ink-tab:nth-child(1) .ink-tab-close")
+    deadline = time.monotonic() + 10
+    while names[1] in listed() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert names[1] not in listed()
+    alive = subprocess.run(["runuser", "-u", "alice", "--", "tmux", "has-session", "-t", "ink-tab-test"])
+    assert alive.returncode == 0, "tmux should outlive the tab"
+    subprocess.run(["runuser", "-u", "alice", "--", "tmux", "kill-session", "-t", "ink-tab-test"])
