@@ -242,12 +242,19 @@ def test_desktop_connects_shows_a_terminal_and_leaves_nothing(browser, hub, tmp_
     # the desktop's terminal takes keystrokes through noVNC and runs them as alice
     proof = Path(pwd.getpwnam("alice").pw_dir) / "desktop-terminal-proof.txt"
     proof.unlink(missing_ok=True)
-    page.mouse.click(300, 250)  # into the xterm window
-    page.wait_for_timeout(1000)  # its shell's prompt
-    page.keyboard.type(f"echo ran-on-the-desktop-$((6*7)) $(id -un) > {proof}", delay=20)
-    page.keyboard.press("Enter")
-    wait_for(lambda: proof.exists() and proof.read_text().strip(), timeout=30,
-             message="the desktop terminal's command ran")
+    for attempt in range(3):  # on a loaded machine the first keys may reach xterm before its shell
+        page.mouse.click(300, 250)  # into the xterm window
+        page.wait_for_timeout(1000)  # its shell's prompt
+        page.keyboard.press("Control+U")  # a clean line
+        page.keyboard.type(f"echo ran-on-the-desktop-$((6*7)) $(id -un) > {proof}", delay=20)
+        page.keyboard.press("Enter")
+        try:
+            wait_for(lambda: proof.exists() and proof.read_text().strip(), timeout=15,
+                     message="the desktop terminal's command ran")
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     assert proof.read_text().split() == ["ran-on-the-desktop-42", "alice"]
     proof.unlink()
     page.wait_for_timeout(500)
