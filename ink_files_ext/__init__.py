@@ -1,9 +1,10 @@
 """ink_files_ext: INK's user-side pages, a jupyter-server ExtensionApp (job/portal side).
 
-Now: the EShell page (``/ink/shell``): xterm.js on jupyter-server terminals. To come: the file
-manager page and API, previews (image, PDF, text, ROOT via JSROOT, FITS), share links, and
-storage adapters (POSIX, XRootD). It runs as the user, inside the user's own server, and never
-as anyone else. Imports nothing of the hub.
+The file manager (``/ink/files``, API ``/ink/api/files/``): browse, transfer (resumable uploads,
+Range downloads, streamed zips), previews (image, PDF, text, FITS, ROOT), share links, storage
+roots (POSIX, XRootD); and EShell (``/ink/shell``): xterm.js tabs on jupyter-server terminals.
+It runs as the user, inside the user's own server, and never as anyone else. Imports nothing
+of the hub.
 """
 
 

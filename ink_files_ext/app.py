@@ -128,7 +128,8 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
         self.settings.update({
             "ink_files_roots": self.make_roots(),
             "ink_files_uploads": Uploads(self.max_upload_size),
-            "ink_files_shares": ShareStore(os.path.expanduser("~/.ink/shares.json")),
+            "ink_files_shares": ShareStore(os.path.expanduser("~/.ink/shares.json"),
+                                           key=os.environ.get("INK_SHARE_KEY") or None),
             "ink_files_anonymous_shares": self.allow_anonymous_shares,
         })
 

@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, dashboard, session_api, shares
+from . import credentials_api, dashboard, session_api, shares, workflow
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
@@ -51,6 +51,7 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
     # sessions are batch jobs with their own wall time: a hub restart or upgrade must not kill them
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.extra_handlers.extend(session_api.handlers)
+    workflow.configure_scopes(c)  # INK's token scopes (jobs, files) for every user
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):
         c.ConfigurableHTTPProxy.command = [str(chp)]
@@ -71,7 +72,8 @@ def apply_site(c, site: SiteConfig) -> None:
         ssh_ca = SSHCertificateAuthority(config=Config(site.hub_config))
         if not ssh_ca.key_file:
             ssh_ca.key_file = os.path.join(os.getcwd(), "ink-ssh-user-ca")
-    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca)
+    share_links = shares.ShareLinks(config=Config(site.hub_config))
+    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca, share_links=share_links)
     form = SpawnForm(resolver)
     c.InkSpawner.resolver = resolver
     c.InkSpawner.options_form = form.render
@@ -85,7 +87,7 @@ def apply_site(c, site: SiteConfig) -> None:
     c.InkOIDCAuthenticator.experiments_for = resolver.experiments_for
     c.KerberosAuthenticator.experiments_for = resolver.experiments_for
     c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver, keeper))
-    c.JupyterHub.extra_handlers.extend(shares.handlers(allow_anonymous=catalogue.site.anonymous_shares))
+    c.JupyterHub.extra_handlers.extend(shares.handlers(share_links, allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
         c.InkSpawner.extend_walltime_by = extension.extend_by

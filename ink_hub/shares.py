@@ -16,26 +16,82 @@ file to a slow reader never piles up in the hub's memory.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 import re
+import secrets
+import time
 from urllib.parse import quote, unquote
 
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Unicode, default
+from traitlets.config import LoggingConfigurable
 
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,32}\.[0-9]{1,12}\.[0-9a-f]{32}$")
+TOKEN = re.compile(r"^([A-Za-z0-9_-]{16,32})\.([0-9]{1,12})\.([0-9a-f]{32})$")
 RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 CHUNK = 8 << 20
 SAFE_INLINE = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 VIEWER_HEADER = "X-Ink-Share-Viewer"
 
 
+class ShareLinks(LoggingConfigurable):
+    """The hub's secret for share links: each user's servers sign their links with a key derived
+    from it (given to the session as ``INK_SHARE_KEY``), so the hub can refuse a forged or expired
+    link itself, before it starts anybody's portal server for it."""
+
+    secret_file = Unicode(
+        help="File holding the share-link secret (created with mode 0600 if missing; readable by "
+        "the hub only). Changing it invalidates every share link.",
+    ).tag(config=True)
+
+    @default("secret_file")
+    def _default_secret_file(self):
+        return os.path.join(os.getcwd(), "ink-share-secret")
+
+    _secret: bytes | None = None
+
+    @property
+    def secret(self) -> bytes:
+        if self._secret is None:
+            try:
+                fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+            with open(self.secret_file) as f:
+                self._secret = f.read().strip().encode()
+        return self._secret
+
+    def key_for(self, username: str) -> str:
+        """The key a user's servers sign share links with."""
+        return hmac.new(self.secret, b"ink-share:" + username.encode(), hashlib.sha256).hexdigest()
+
+    def check(self, owner: str, token: str) -> None:
+        """403 for a link the owner's servers did not sign, 410 for an expired one."""
+        match = TOKEN.match(token)
+        if not match:
+            raise web.HTTPError(404, "This is not a valid share link.")
+        share_id, expires, signature = match.groups()
+        expected = hmac.new(self.key_for(owner).encode(), f"{share_id}.{expires}".encode(),
+                            hashlib.sha256).hexdigest()[:32]
+        if not hmac.compare_digest(signature, expected):
+            raise web.HTTPError(403, "This is not a valid share link.")
+        if int(expires) < time.time():
+            raise web.HTTPError(410, "This link has expired.")
+
+
 class ShareRelayHandler(BaseHandler):
-    def initialize(self, portal: str, allow_anonymous: bool):
+    def initialize(self, portal: str, allow_anonymous: bool, links: ShareLinks):
         self.portal = portal
         self.allow_anonymous = allow_anonymous
+        self.links = links
 
     def check_xsrf_cookie(self):
         return None  # GET only, and nothing here changes state for the visitor
@@ -49,11 +105,10 @@ class ShareRelayHandler(BaseHandler):
             viewer = "anonymous"
         else:
             viewer = visitor.name
-        if not TOKEN.match(token):
-            raise web.HTTPError(404, "This is not a valid share link.")
         owner = self.find_user(owner_name)
         if owner is None:
             raise web.HTTPError(404, "This is not a valid share link.")
+        self.links.check(owner.name, token)  # before anything is started for this link
         spawner = await self._running_portal(owner)
         url = url_path_join(spawner.server.url, "ink", "share", token, *(subpath or "").split("/"))
         if (subpath or "").endswith("/") or not subpath:
@@ -165,6 +220,6 @@ def _filename(disposition: str) -> str:
     return unquote(match.group(1)) if match else "download"
 
 
-def handlers(portal: str = "portal", allow_anonymous: bool = False) -> list[tuple]:
+def handlers(links: ShareLinks, portal: str = "portal", allow_anonymous: bool = False) -> list[tuple]:
     return [(r"/ink/share/(?P<owner_name>[^/]+)/(?P<token>[^/]+)(?:/(?P<subpath>.*))?", ShareRelayHandler,
-             {"portal": portal, "allow_anonymous": allow_anonymous})]
+             {"portal": portal, "allow_anonymous": allow_anonymous, "links": links})]

@@ -99,6 +99,11 @@ class InkSpawner(Spawner):
     def _session_command_default(self):
         return [os.path.join(sys.prefix, "bin", "ink-session")]
 
+    @default("cmd")
+    def _cmd_default(self):
+        # jupyterhub-singleuser without a 0.9 s import it never uses (see ink_spawner.singleuser)
+        return ["ink-singleuser"]
+
     job_path = Unicode(
         help="PATH inside the job (JupyterHub 6 no longer passes the hub's PATH on).",
     ).tag(config=True)

@@ -97,9 +97,9 @@ c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "test-password"
 c.Authenticator.allowed_users = {set(TEST_USERS)!r}
 c.JupyterHub.services = [{{"name": "ink-test", "api_token": {self.token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "ink-test", "services": ["ink-test"],
+c.JupyterHub.load_roles.append({{"name": "ink-test", "services": ["ink-test"],  # after INK's roles
     "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
-               "access:servers", "read:servers", "admin:server_state", "admin:groups"]}}]
+               "access:servers", "read:servers", "admin:server_state", "admin:groups"]}})
 c.InkSpawner.backend = {self.backend!r}
 c.InkSpawner.session_command = [{str(VENV_BIN / 'ink-session')!r}]
 c.InkSpawner.job_path = {os.pathsep.join([str(VENV_BIN), '/usr/local/bin', '/usr/bin', '/bin'])!r}

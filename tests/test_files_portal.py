@@ -237,7 +237,8 @@ def test_share_relay_trusts_nothing_from_the_owner_server(hub, workdir):
     r = requests.post(base + "ink/api/shares", json={"path": str(workdir), "anonymous": True},
                       headers={"Authorization": f"token {token}"}, timeout=30)
     assert r.status_code == 201, r.text
-    link = hub.url + r.json()["url"]
+    r_share = r.json()
+    link = hub.url + r_share["url"]
     page = requests.get(link + "page.html", timeout=30)  # anonymous visitor
     assert page.status_code == 200
     assert page.headers["Content-Type"] == "application/octet-stream"
@@ -248,10 +249,15 @@ def test_share_relay_trusts_nothing_from_the_owner_server(hub, workdir):
     assert requests.get(link + "big.bin", timeout=60).content == data
     part = requests.get(link + "big.bin", headers={"Range": "bytes=9000000-9000009"}, timeout=30)
     assert part.status_code == 206 and part.content == data[9000000:9000010]
-    # a share token from nowhere, for an anonymous visitor: nothing but the way to log in
+    # forged or expired links are refused by the hub itself: nothing is started for them
+    hub.stop_server("alice", "portal")
     forged = f"{hub.url}/hub/ink/share/alice/AAAAAAAAAAAAAAAA.9999999999.{'0' * 32}/"
     r = requests.get(forged, allow_redirects=False, timeout=30)
-    assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
+    assert r.status_code == 403 and "not a valid share link" in r.text
+    share_id, _, signature = r_share["token"].split(".")
+    expired = f"{hub.url}/hub/ink/share/alice/{share_id}.1000000000.{signature}/"
+    assert requests.get(expired, allow_redirects=False, timeout=30).status_code in (403, 410)
+    assert not (hub.server("alice", "portal") or {}).get("ready")
     # the owner's server token never reaches the visitor
     assert token not in page.text and "token" not in " ".join(page.headers.values()).lower()
 
@@ -313,3 +319,23 @@ def test_eshell_tabs_each_have_their_own_shell_and_tmux_outlives_its_tab(browser
     alive = subprocess.run(["runuser", "-u", "alice", "--", "tmux", "has-session", "-t", "ink-tab-test"])
     assert alive.returncode == 0, "tmux should outlive the tab"
     subprocess.run(["runuser", "-u", "alice", "--", "tmux", "kill-session", "-t", "ink-tab-test"])
+
+
+def test_drag_and_drop_upload(browser, hub, workdir):
+    subprocess.run(["runuser", "-u", "alice", "--", "mkdir", str(workdir)], check=True)
+    alice = login(browser, hub, "alice")
+    if not (hub.server("alice", "portal") or {}).get("ready"):
+        hub.start_and_wait("alice", "portal")
+    alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
+    alice.wait_for_function("(p) => window.inkFiles && window.inkFiles.state.path === p", arg=str(workdir))
+    # what the browser does when files are dropped from the desktop onto the list
+    alice.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["dropped " + "x".repeat(100)], "dropped.txt", {type: "text/plain"}));
+        const zone = document.querySelector('#ink-drop');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""")
+    entry(alice, "dropped.txt").wait_for()
+    assert (workdir / "dropped.txt").read_text() == "dropped " + "x" * 100
+    assert (workdir / "dropped.txt").stat().st_uid == 1001

@@ -145,6 +145,8 @@ hub:
         page.select_option("#ink-node", "login1")
         page.wait_for_url("**/ink/shell?node=login1")
         page.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+        # a new tab on the login node; the shell on the portal host stays open in its own tab
+        assert [t["node"] for t in page.evaluate("window.inkShell.tabs()")] == ["", "login1"]
         # sshd's banner: logged in with the certificate, no password asked
         wait_for_terminal(page, "lines.some(l => l.includes('Debian GNU/Linux'))", timeout=20_000)
         page.locator("#ink-terminal").click()

@@ -22,6 +22,9 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import iostream, web
 
+from ink_spawner.workflow import SCOPE_FILES, SCOPE_FILES_READ
+
+from ..workflow import auth as workflow_auth
 from . import operations, xrootd
 from .listing import describe, list_directory
 from .roots import FilesError, Roots, check_name
@@ -34,9 +37,23 @@ INLINE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "applicati
 
 
 class FilesHandlerMixin(ExtensionHandlerMixin):
-    """Shared by the API handlers: the roots, the uploads, errors as JSON."""
+    """Shared by the API handlers: the roots, the uploads, errors as JSON, and INK's token scopes."""
 
     auth_resource = "contents"
+    #: a request with a token (a script, the ``ink`` client) needs INK's files scope on top of
+    #: access to this server; the owner's browser login does not
+    check_ink_scope = True
+
+    async def prepare(self):
+        await super().prepare()
+        await self.require_files_scope()
+
+    async def require_files_scope(self) -> None:
+        if not self.check_ink_scope or not workflow_auth.header_token(self):
+            return
+        model = await workflow_auth.authenticate(self)  # checked with the hub, uncached: revocation is immediate
+        read_only = self.request.method in ("GET", "HEAD")
+        workflow_auth.require_scope(self, model, SCOPE_FILES_READ if read_only else SCOPE_FILES)
 
     @property
     def roots(self) -> Roots:
@@ -87,7 +104,7 @@ class ListHandler(FilesHandlerMixin, APIHandler):
         page["writable"] = page["writable"] and target.writable
         page["root"] = target.root.as_json()
         parent = os.path.dirname(target.path)
-        page["parent"] = parent if parent != target.path and self.roots._root_of(parent) else None
+        page["parent"] = parent if parent != target.path and self.roots.root_of(parent) else None
         self.finish(page)
 
 
@@ -356,7 +373,7 @@ class UploadChunkHandler(FilesHandlerMixin, APIHandler):
     _error = None
 
     async def prepare(self):
-        await super().prepare()  # authentication and XSRF, before any byte is accepted
+        await super().prepare()  # authentication, XSRF and INK scope, before any byte is accepted
         if self.request.method != "PUT":
             return
         if self.current_user is None:

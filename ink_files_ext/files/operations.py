@@ -129,7 +129,7 @@ def zip_members(paths: list[str], roots: Roots) -> Iterator[tuple[str, str]]:
             dirs.sort()
             for name in sorted(files):
                 full = os.path.join(directory, name)
-                if os.path.islink(full) and roots._root_of(os.path.realpath(full)) is None:
+                if os.path.islink(full) and roots.root_of(os.path.realpath(full)) is None:
                     continue
                 if os.path.isfile(full):
                     yield full, os.path.relpath(full, base)

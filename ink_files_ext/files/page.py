@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from urllib.parse import urlencode
+
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin
@@ -33,12 +36,27 @@ class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHan
                 "start": self.get_argument("path", self.roots.home.path),
                 "vendor": vendor,
                 "shell_url": self.base_url + "ink/shell",
-                "hub_prefix": self.settings.get("hub_prefix") or "/hub/",
+                "anonymous_shares": self.settings["ink_files_anonymous_shares"],
             },
             files_js=self.static_url("ink_files.js"),
             files_css=self.static_url("ink_files.css"),
             highlight_js=vendor["highlight.min.js"],
         ))
+
+
+class RootViewHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHandler):
+    """GET /ink/rootview?path=P: a ROOT file in JSROOT (the ROOT browser app's assets)."""
+
+    @web.authenticated
+    @authorized
+    def get(self):
+        target = self.roots.resolve(self.get_argument("path", ""))
+        url = self.base_url + "ink/api/files/download?" + urlencode({"path": target.path, "inline": "1"})
+        xsrf = self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token
+        self.write(self.render_template(
+            "ink_rootview.html", name=os.path.basename(target.path),
+            config={"url": url, "xsrf": xsrf, "jsroot": self.base_url + "ink-apps/static/jsroot/modules/main.mjs"},
+            rootview_js=self.static_url("ink_rootview.js")))
 
 
 class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
@@ -55,4 +73,5 @@ class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
 
 
 def page_handlers() -> list[tuple]:
-    return [(r"/ink/files/?", FilesPageHandler), (r"/ink/api/files/fits", FitsPreviewHandler)]
+    return [(r"/ink/files/?", FilesPageHandler), (r"/ink/api/files/fits", FitsPreviewHandler),
+            (r"/ink/rootview", RootViewHandler)]

@@ -103,16 +103,16 @@ class Roots:
         if os.path.lexists(candidate):
             if os.path.islink(candidate):
                 target = os.path.realpath(candidate)
-                if self._root_of(target) is None:
+                if self.root_of(target) is None:
                     raise FilesError(403, f"{field}: {path} is a link that leads outside the allowed places")
             elif os.path.exists(candidate):
                 candidate = os.path.realpath(candidate)
         elif must_exist:
-            root = self._root_of(candidate)
+            root = self.root_of(candidate)
             if root is None:
                 raise FilesError(403, f"{field}: {path} is outside the allowed places")
             raise FilesError(404, f"{field}: {path} does not exist")
-        root = self._root_of(candidate)
+        root = self.root_of(candidate)
         if root is None:
             raise FilesError(403, f"{field}: {path} is outside the allowed places")
         return Resolved(candidate, root)
@@ -123,7 +123,7 @@ class Roots:
             raise FilesError(403, f"{field}: {resolved.root.name} is read-only")
         return resolved
 
-    def _root_of(self, real: str) -> Root | None:
+    def root_of(self, real: str) -> Root | None:
         best = None
         for root in self.posix_roots():
             if real == root.path or real.startswith(root.path.rstrip("/") + "/"):

@@ -79,6 +79,8 @@ class ShareServeHandler(ShareMixin, DownloadHandler):
     """GET /ink/share/TOKEN/SUBPATH, called by the hub's relay with this server's own token.
     Read-only by construction: GET and HEAD only."""
 
+    check_ink_scope = False  # the caller is the hub, with the server's token; the share token decides
+
     @web.authenticated
     @authorized
     async def get(self, token: str, subpath: str = "", include_body: bool = True):

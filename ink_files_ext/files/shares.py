@@ -1,10 +1,12 @@
 """Share links: signed, expiring, revocable, read-only links to one file or directory.
 
-The owner's server keeps the shares in ``~/.ink/shares.json`` (0600, in a 0700 directory; it
-holds the signing secret). A link points at the hub (``/hub/ink/share/<owner>/<token>/…``):
+The owner's server keeps the shares in ``~/.ink/shares.json`` (0600, in a 0700 directory) and
+signs links with the key the hub derived for this user (``INK_SHARE_KEY``; outside a hub, a
+secret kept in that file). A link points at the hub (``/hub/ink/share/<owner>/<token>/…``):
 the hub checks who is looking (a logged-in user, or anyone when the site and the share allow
-it), and relays the request to the owner's portal server with that server's own token. This
-module is the owner's side: it checks the token's signature and expiry, that the share still
+it), and relays the request to the owner's portal server with that server's own token. The hub
+checks the signature and expiry first (see ``ink_hub.shares``), so a forged link starts
+nothing. This module is the owner's side: it checks the token's signature and expiry, that the share still
 exists (revoking is deleting it, effective at once), and that the requested sub-path stays
 inside the shared path. It returns a JSON listing for directories (the hub renders it, never
 trusting HTML from a user's server) and the bytes for files.
@@ -30,11 +32,20 @@ MIN_EXPIRY_S = 60
 
 
 class ShareStore:
-    """The user's shares, in one small JSON file written atomically."""
+    """The user's shares, in one small JSON file written atomically.
 
-    def __init__(self, path: str):
+    A token is ``ID.EXPIRES.HMAC(key, "ID.EXPIRES")`` (first 128 bits, hex)."""
+
+    def __init__(self, path: str, key: str | None = None):
         self.path = path
+        # Under an INK hub, links are signed with the key the hub derived for this user
+        # (INK_SHARE_KEY), so that the hub can check a link before relaying it; outside one,
+        # with a secret kept in the store.
+        self.key = key
         self._lock = threading.Lock()
+
+    def _secret(self, data: dict) -> str:
+        return self.key or data["secret"]
 
     def _read(self) -> dict:
         try:
@@ -78,7 +89,7 @@ class ShareStore:
                      "anonymous": anonymous}
             data["shares"][share_id] = share
             self._write(data)
-            token = f"{share_id}.{expires}.{self._sign(data['secret'], share_id, expires)}"
+            token = f"{share_id}.{expires}.{self._sign(self._secret(data), share_id, expires)}"
             return {**share, "token": token}
 
     def list(self) -> list[dict]:
@@ -89,7 +100,7 @@ class ShareStore:
                 self._write(data)
             out = []
             for share in data["shares"].values():
-                token = f"{share['id']}.{share['expires']}.{self._sign(data['secret'], share['id'], share['expires'])}"
+                token = f"{share['id']}.{share['expires']}.{self._sign(self._secret(data), share['id'], share['expires'])}"
                 out.append({**share, "token": token})
             return sorted(out, key=lambda s: s["created"], reverse=True)
 
@@ -108,7 +119,7 @@ class ShareStore:
         share_id, expires_s, signature = match.groups()
         with self._lock:
             data = self._read()
-        if not hmac.compare_digest(signature, self._sign(data["secret"], share_id, int(expires_s))):
+        if not hmac.compare_digest(signature, self._sign(self._secret(data), share_id, int(expires_s))):
             raise FilesError(403, "share: this is not a valid share link")
         if int(expires_s) < time.time():
             raise FilesError(410, "share: this link has expired")

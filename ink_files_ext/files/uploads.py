@@ -53,12 +53,13 @@ class Upload:
 
 
 class Uploads:
-    """The uploads in flight in this server (kept in memory: a restarted server forgets them and
-    removes their part files when swept)."""
+    """The uploads in flight in this server, kept in memory: a restarted server forgets them,
+    and removes their day-old part files when it next uploads into the same directory."""
 
     def __init__(self, max_size: int = 0):
         self.max_size = max_size  # bytes, 0 = no limit
         self._uploads: dict[str, Upload] = {}
+        self._swept_dirs: set[str] = set()
 
     def create(self, path: str, size: int, overwrite: bool) -> Upload:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -70,6 +71,7 @@ class Uploads:
         if os.path.isdir(path):
             raise FilesError(409, f"path: {path} is a directory")
         self.sweep()
+        self._sweep_part_files(os.path.dirname(path))
         upload_id = secrets.token_urlsafe(16)
         part = os.path.join(os.path.dirname(path), f"{PART_PREFIX}{upload_id}.part")
         try:
@@ -150,6 +152,23 @@ class Uploads:
         try:
             os.unlink(upload.part)
         except FileNotFoundError:
+            pass
+
+    def _sweep_part_files(self, directory: str) -> None:
+        """Part files of uploads a previous server left behind (this one knows only its own):
+        removed when a day old, the first time this server uploads into that directory."""
+        if directory in self._swept_dirs:
+            return
+        self._swept_dirs.add(directory)
+        mine = {u.part for u in self._uploads.values()}
+        cutoff = time.time() - ABANDONED_AFTER_S
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if (entry.name.startswith(PART_PREFIX) and entry.name.endswith(".part")
+                            and entry.path not in mine and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                        os.unlink(entry.path)
+        except OSError:
             pass
 
     def sweep(self) -> None:

@@ -296,6 +296,7 @@
 
   // ---- shares -------------------------------------------------------------------------------
   const shareApi = config.base_url + "ink/api/shares";
+  $("#ink-share-anon-label").hidden = !config.anonymous_shares;
   function openShare(path) {
     $("#ink-share-name").textContent = path.split("/").pop();
     $("#ink-share-url").value = "";
@@ -306,7 +307,7 @@
     const r = await fetch(shareApi, {method: "POST", credentials: "same-origin",
       headers: {"X-XSRFToken": config.xsrf, "Content-Type": "application/json"},
       body: JSON.stringify({path: $("#ink-share").dataset.path, expires_in: Number($("#ink-share-expiry").value),
-                            anonymous: $("#ink-share-anon").checked})});
+                            anonymous: config.anonymous_shares && $("#ink-share-anon").checked})});
     const data = await r.json().catch(() => ({}));
     if (!r.ok) { $("#ink-share-url").value = "Error: " + (data.message || r.status); return; }
     $("#ink-share-url").value = new URL(data.url, location.href).toString();

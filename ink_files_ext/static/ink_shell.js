@@ -42,10 +42,12 @@
   const wantedNode = new URLSearchParams(location.search).get("node") || "";
   if (nodeSelect) {
     nodeSelect.value = wantedNode;
+    // a new tab on the chosen node; the shells already open stay (the address keeps the choice)
     nodeSelect.addEventListener("change", () => {
       const url = new URL(location.href);
       if (nodeSelect.value) url.searchParams.set("node", nodeSelect.value); else url.searchParams.delete("node");
-      location.href = url.toString();
+      history.replaceState(null, "", url.toString());
+      openTab(nodeSelect.value);
     });
   }
 

@@ -126,6 +126,9 @@ class App(Strict):
     idle_timeout: str | None = Field(None, description="the server stops itself after this long "
                                      "with no activity, kernels or terminals (e.g. the portal)")
 
+    jobs: bool = Field(False, description="this server serves the batch job API (the portal): the "
+                       "hub passes it the user's batch profile")
+
     shell_idle_timeout: str | None = Field(None, description="a web shell (EShell) with no input or "
                                            "output for this long is ended (tmux sessions live on)")
 

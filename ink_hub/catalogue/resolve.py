@@ -17,6 +17,7 @@ from jupyterhub.spawner import SpawnException
 
 from ink_spawner.jobspec import JobSpec, JobSpecError, parse_memory_mb, parse_walltime_s
 
+from .. import workflow
 from .model import Catalogue, Experiment, Resources
 
 #: user_options the REST API accepts (all optional; defaults come from the profile)
@@ -46,9 +47,10 @@ def unix_groups(username: str) -> set[str]:
 class CatalogueResolver:
     """Callable resolver bound to one validated catalogue."""
 
-    def __init__(self, catalogue: Catalogue, ssh_ca=None):
+    def __init__(self, catalogue: Catalogue, ssh_ca=None, share_links=None):
         self.catalogue = catalogue
         self.ssh_ca = ssh_ca  # SSHCertificateAuthority, when the site has login nodes
+        self.share_links = share_links  # ink_hub.shares.ShareLinks: keys for signing share links
 
     # ---- who may use what -------------------------------------------------------------------
 
@@ -133,6 +135,8 @@ class CatalogueResolver:
             env["INK_STORAGE_ROOTS"] = json.dumps([r.model_dump(exclude_none=True) for r in site.storage_roots])
         if site.anonymous_shares:
             env["INK_ANONYMOUS_SHARES"] = "1"
+        if self.share_links is not None:
+            env["INK_SHARE_KEY"] = self.share_links.key_for(spawner.user.name)
         app_entry = self.catalogue.apps.get(app.name)
         if app_entry is not None and app_entry.idle_timeout:
             env["INK_IDLE_TIMEOUT"] = str(parse_walltime_s(app_entry.idle_timeout))
@@ -144,6 +148,8 @@ class CatalogueResolver:
             env["INK_SSH_KEY"], env["INK_SSH_CERT"] = key, cert
             env["INK_LOGIN_NODES"] = json.dumps(
                 {n: node.model_dump() for n, node in self.catalogue.site.login_nodes.items()})
+        if app_entry is not None and app_entry.jobs:
+            env.update(await workflow.profile_env(self, username, hub_groups, spawner.backend))
         try:
             return await spawner.make_jobspec(app=app, image=image_path, extra_env=env,
                                               **resources, **routing, **extra)

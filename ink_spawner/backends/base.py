@@ -132,9 +132,16 @@ class Backend(LoggingConfigurable):
     def _run_as_user_default(self):
         return os.geteuid() == 0
 
+    in_user_server = Bool(
+        False,
+        help="Set (not configured) when the backend runs inside one user's own server (the job "
+        "API in the portal): submitting as that process's user is then the point, not a demo "
+        "shortcut.",
+    )
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if not self.run_as_user:
+        if not self.run_as_user and not self.in_user_server:
             self.log.warning(
                 "%s backend: run_as_user is off, so every user's session runs as the hub's own "
                 "Unix user and can read the others' files and tokens. Fine for a one-person demo, "
@@ -280,15 +287,17 @@ OUTPUT_CAP = 64 << 20
 
 
 async def _read_capped(stream) -> bytes:
-    """Everything the stream gives until EOF, up to OUTPUT_CAP bytes (the rest is drained so
-    the command can finish). ``read(n)`` returns as soon as *some* data is there, so one call
-    is not the whole output."""
-    chunks, kept = [], 0
-    while chunk := await stream.read(65536):
-        if kept < OUTPUT_CAP:
-            chunks.append(chunk[:OUTPUT_CAP - kept])
-            kept += len(chunks[-1])
-    return b"".join(chunks)
+    # StreamReader.read(n) returns what is there now, not n bytes: a message written in
+    # several pieces (runuser's "runuser: " + "failed to execute ...") needs several reads
+    data = bytearray()
+    while len(data) < OUTPUT_CAP:
+        chunk = await stream.read(OUTPUT_CAP - len(data))
+        if not chunk:
+            break
+        data += chunk
+    while await stream.read(65536):  # drain the rest so the command can finish
+        pass
+    return bytes(data)
 
 
 async def _feed(proc, data: str | None) -> None:

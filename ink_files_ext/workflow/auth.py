@@ -1,0 +1,67 @@
+"""Who calls, and with which INK scopes: the checks of every workflow API request.
+
+Reusable by any handler of the user's server (the file manager's API can require
+``custom:ink:files[:read]`` the same way) through :func:`authenticate` and :func:`require_scope`.
+
+- A token in the ``Authorization`` header is checked with the hub **without** jupyter-server's
+  token cache (five minutes by default), so that an expired or revoked token is refused at
+  once: 401.
+- Without a header token, the browser's login (hub OAuth cookie, XSRF-checked) is used;
+  nobody at all: 401.
+- The caller must be allowed into this server (JupyterHub's access scope), else 403; and for
+  an action, hold the INK scope on the server owner's resources (``SCOPE!user=OWNER``), else
+  403 naming the scope. The ``!user`` filter keeps a server shared with another user (JupyterHub
+  sharing) from letting that user act as the owner.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tornado import web
+
+
+def hub_auth(handler):
+    return getattr(handler.identity_provider, "hub_auth", None)
+
+
+def header_token(handler) -> str:
+    auth = hub_auth(handler)
+    return auth.get_token(handler, in_cookie=False) if auth is not None else ""
+
+
+def server_owner() -> str:
+    return os.environ.get("JUPYTERHUB_USER", "")
+
+
+def _unauthorized(handler, message: str) -> web.HTTPError:
+    handler.set_header("WWW-Authenticate", 'token realm="INK"')
+    return web.HTTPError(401, message)
+
+
+async def authenticate(handler) -> dict:
+    """The hub's model of the caller (with its ``scopes``); raises 401/403/503 as above.
+
+    Call after jupyter-server's own ``prepare()`` (which resolves the cookie login)."""
+    auth = hub_auth(handler)
+    if auth is None:
+        raise web.HTTPError(503, "the INK API needs a server started by JupyterHub")
+    token = header_token(handler)
+    if token:
+        model = await auth.user_for_token(token, use_cache=False, sync=False)
+        if model is None:
+            raise _unauthorized(handler, "the token is invalid, expired or revoked")
+    elif handler.current_user is not None:
+        model = handler.current_user.hub_user
+    else:
+        raise _unauthorized(handler, "authentication required: send 'Authorization: token <your hub token>'")
+    if not auth.check_scopes(auth.access_scopes, model):
+        name = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+        raise web.HTTPError(403, f"this token may not access {server_owner()}'s server {name}".strip())
+    return model
+
+
+def require_scope(handler, model: dict, scope: str) -> None:
+    """403 naming ``scope`` unless the caller holds it on the server owner's resources."""
+    if not hub_auth(handler).check_scopes({f"{scope}!user={server_owner()}"}, model):
+        raise web.HTTPError(403, f"this token lacks the scope {scope}")
