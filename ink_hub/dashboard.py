@@ -5,8 +5,10 @@ backend's shared queue sampler, never from a scheduler query per page view.
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections import Counter
+from pathlib import Path
 
 from jupyterhub import orm
 from jupyterhub.handlers.base import BaseHandler
@@ -124,6 +126,7 @@ class DashboardHandler(InkPageHandler):
             if choices:
                 apps.append({"name": name, "title": app.title, "description": app.description,
                              "choices": choices,
+                             "icon_url": url_path_join(self.hub.base_url, "ink", "icons", name) if app.icon else None,
                              "spawn_url": url_path_join(self.hub.base_url, "spawn", user.escaped_name, name)})
         shell_url = files_url = None
         if any(a["name"] == "portal" for a in apps):
@@ -172,8 +175,40 @@ class SessionsAPIHandler(InkPageHandler):
         self.finish({"sessions": session_rows(self.current_user, self.catalogue)})
 
 
+#: icons shipped with INK's apps (ink_proxy_ext/icons), by the name a catalogue entry gives
+BUILTIN_ICONS = Path(__file__).resolve().parent.parent / "ink_proxy_ext" / "icons"
+ICON_TYPES = {".svg": "image/svg+xml", ".png": "image/png"}
+
+
+class AppIconHandler(InkPageHandler):
+    """GET /hub/ink/icons/APP: the icon of a catalogue app, for its tile.
+
+    A catalogue ``icon`` is a built-in name (``vscode``, ``desktop``, ``rootbrowse``,
+    ``jupyter``) or the absolute path of an .svg/.png file on the hub host; only files the site
+    named in its catalogue are ever served.
+    """
+
+    @web.authenticated
+    async def get(self, app_name):
+        app = self.catalogue.apps.get(app_name)
+        if app is None or not app.icon:
+            raise web.HTTPError(404, f"app {app_name!r} has no icon")
+        path = Path(app.icon) if app.icon.startswith("/") else BUILTIN_ICONS / f"{app.icon}.svg"
+        kind = ICON_TYPES.get(path.suffix.lower())
+        if kind is None or not path.is_file():
+            raise web.HTTPError(404, f"icon of app {app_name!r} not found")
+        data = await asyncio.to_thread(path.read_bytes)
+        self.set_header("Content-Type", kind)
+        self.set_header("Cache-Control", "max-age=3600")
+        # an SVG opened directly must not run script on the hub's origin
+        self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(data)
+
+
 def handlers(resolver: CatalogueResolver, keeper=None) -> list[tuple]:
     return [
         (r"/ink/?", DashboardHandler, {"resolver": resolver, "keeper": keeper}),
+        (r"/ink/icons/([a-z][a-z0-9_-]{0,31})", AppIconHandler, {"resolver": resolver}),
         (r"/ink/api/sessions", SessionsAPIHandler, {"resolver": resolver}),
     ]

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -205,8 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("INK_SETUP_SCRIPT"):
         # the experiment's software setup (e.g. a CVMFS script), sourced by a constant program
         command = ["/bin/bash", "-c", 'source "$INK_SETUP_SCRIPT" && exec "$@"', "ink-setup", *command]
+    # a private TMPDIR for the session: apps put their sockets there (jupyter-server-proxy's
+    # socket directories, the desktop's X cookie), and it goes away with the session
+    session_tmp = tempfile.mkdtemp(prefix="ink-session-")
+    os.environ["TMPDIR"] = session_tmp
     print(f"ink-session: starting {command[0]} on port {port} (host {socket.gethostname()})",
           flush=True)
+    try:
+        return _run(command, args, port, prefix, api_url, token)
+    finally:
+        shutil.rmtree(session_tmp, ignore_errors=True)
+
+
+def _run(command, args, port, prefix, api_url, token) -> int:
     proc = subprocess.Popen(command)
 
     def forward(signum, _frame):

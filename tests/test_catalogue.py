@@ -64,13 +64,13 @@ def test_hub_section_becomes_traitlets_config(tmp_path):
     c = Config()
     apply_site(c, site)
     assert c.InkSpawner.backend == "slurm" and c.SlurmBackend.poll_interval == 15
-    assert set(c.InkSpawner.apps) == {"jupyter", "portal"}
+    assert set(c.InkSpawner.apps) == {"jupyter", "portal", "vscode", "desktop", "rootbrowse"}
     assert c.InkSpawner.apps["portal"]["backend"] == "local"
     assert callable(c.InkSpawner.resolver)
 
 
 @pytest.mark.parametrize("text, where, reason", [
-    ("experiments: {juno: {title: J, apps: [vscode]}}", "experiments.juno", "'vscode' is not defined in apps"),
+    ("experiments: {juno: {title: J, apps: [enode]}}", "experiments.juno", "'enode' is not defined in apps"),
     ("limits: {memory: lots}", "limits.memory", "not a size"),
     ("defaults: {cpus: 0}", "defaults.cpus", "greater than or equal to 1"),
     ("experiments: {juno: {title: J, apps: [jupyter], colour: red}}", "experiments.juno.colour",

@@ -114,7 +114,9 @@ class App(Strict):
     title: str
     default_url: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
     description: str = ""
-    icon: str | None = None
+    icon: str | None = Field(None, pattern=r"^([a-z][a-z0-9_-]{0,31}|/[^\x00\n]*\.(svg|png))$",
+                             description="a built-in icon name (jupyter, vscode, desktop, rootbrowse) "
+                             "or the absolute path of an .svg/.png on the hub host")
     backend: Name | None = Field(None, description="run this app on another backend than the "
                                  "hub's default, e.g. a portal server on `local`")
     form: bool = Field(True, description="show the spawn menu first; false for servers that start "

@@ -280,8 +280,10 @@ class Backend(LoggingConfigurable):
         return result.stdout if result.returncode == 0 else ""
 
 
-#: most bytes kept from one scheduler command's stdout or stderr (commands run as the user)
-OUTPUT_CAP = 1 << 20
+#: most bytes kept from one scheduler command's stdout or stderr (commands run as the user).
+#: A full ``squeue --states=all`` of a busy site is megabytes: a cut listing would make live
+#: jobs look unknown, hence ended.
+OUTPUT_CAP = 64 << 20
 
 
 async def _read_capped(stream) -> bytes:
