@@ -329,3 +329,25 @@ def test_drag_and_drop_upload(browser, hub, workdir):
     entry(alice, "dropped.txt").wait_for()
     assert (workdir / "dropped.txt").read_text() == "dropped " + "x" * 100
     assert (workdir / "dropped.txt").stat().st_uid == 1001
+
+
+def test_root_file_preview_draws_a_histogram(browser, hub, workdir, tmp_path):
+    """A ROOT file written by ROOT (scikit-hep-testdata) opens in the preview: JSROOT (the ROOT
+    browser's copy) reads it through the download endpoint and draws its first histogram."""
+    import skhep_testdata
+
+    subprocess.run(["runuser", "-u", "alice", "--", "mkdir", str(workdir)], check=True)
+    shutil.copy(skhep_testdata.data_path("uproot-hepdata-example.root"), workdir / "hepdata.root")
+    subprocess.run(["chown", "alice:", str(workdir / "hepdata.root")], check=True)
+    alice = login(browser, hub, "alice")
+    if not (hub.server("alice", "portal") or {}).get("ready"):
+        hub.start_and_wait("alice", "portal")
+    alice.set_viewport_size({"width": 1280, "height": 900})
+    alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
+    entry(alice, "hepdata.root").click()
+    frame = alice.frame_locator("#ink-preview-body iframe.jsroot")
+    frame.locator("body[data-ready='1']").wait_for(timeout=30_000, state="attached")
+    assert frame.locator("#ink-root-keys li[data-name='hpx;1']").count() == 1
+    frame.locator("svg text", has_text="This is the px distribution").first.wait_for(timeout=30_000)
+    assert frame.locator("svg text", has_text="75000").count() >= 1  # the stats box: entries
+    shot(alice, tmp_path, "files-root-preview.png")

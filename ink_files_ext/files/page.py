@@ -53,6 +53,10 @@ class RootViewHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHand
     write_error = JupyterHandler.write_error
     api = False
 
+    @property
+    def content_security_policy(self) -> str:
+        return "frame-ancestors 'self'"  # shown inside the file manager's preview, same origin
+
     @web.authenticated
     @authorized
     def get(self):
@@ -60,7 +64,7 @@ class RootViewHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHand
         url = self.base_url + "ink/api/files/download?" + urlencode({"path": target.path, "inline": "1"})
         xsrf = self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token
         self.write(self.render_template(
-            "ink_rootview.html", name=os.path.basename(target.path),
+            "ink_rootview.html", file_name=os.path.basename(target.path),
             config={"url": url, "xsrf": xsrf, "jsroot": self.base_url + "ink-apps/static/jsroot/modules/main.mjs"},
             rootview_js=self.static_url("ink_rootview.js")))
 
