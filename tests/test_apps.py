@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from .conftest import SLURM_HUB_CONFIG, squeue_active, wait_for
-from .test_browser_pages import BROWSER_ARGS, CHROMIUM, login, shot
+from .test_browser_pages import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
 
@@ -68,16 +68,6 @@ def hub(tmp_path_factory, unix_users, dev_slurm):
             except (RuntimeError, TimeoutError):
                 pass
     h.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

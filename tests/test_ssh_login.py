@@ -124,7 +124,8 @@ def test_ca_key_is_private_and_a_readable_one_is_refused(tmp_path):
 def test_eshell_opens_the_login_node_without_a_password(login_node, hub_factory, unix_users):
     """The whole path: the hub mints a certificate into alice's portal session at start, and
     EShell's "Open on login1" runs ssh with it, in real Chromium."""
-    from .test_browser_pages import BROWSER_ARGS, CHROMIUM, login, wait_for_terminal
+    from .conftest import BROWSER_ARGS, CHROMIUM
+    from .test_browser_pages import login, wait_for_terminal
 
     hub = hub_factory(catalogue=f"""
 site:
