@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +115,9 @@ def test_served_document_and_real_responses_match_it(hub):
 @pytest.mark.hub
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(hub, tmp_path):
     tok = token(hub, "alice", [*FULL, "custom:ink:files!user"])
+    # file operations are confined to a sandbox folder by the hooks (tests/schemathesis_hooks.py)
+    sandbox = Path(pwd.getpwnam("alice").pw_dir) / "ink-schemathesis"
+    subprocess.run(["runuser", "-u", "alice", "--", "mkdir", "-p", str(sandbox)], check=True)
     env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.schemathesis_hooks", PYTHONPATH=str(REPO))
     argv = [str(Path(sys.prefix) / "bin" / "schemathesis"), "run",
             f"{hub.url}/user/alice/portal/ink/api/v1/openapi.json",
@@ -126,8 +131,14 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(hub, tmp_pat
             "--max-examples", os.environ.get("INK_SCHEMATHESIS_EXAMPLES", "40"),
             "--seed", "4242", "--request-timeout", "60", "--workers", "1",
             "--report", "junit", "--report-dir", str(tmp_path)]
-    r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1200)
+    home_before = set(os.listdir(sandbox.parent))
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1200)
+    finally:
+        shutil.rmtree(sandbox, ignore_errors=True)
     report = r.stdout[-6000:] + r.stderr[-2000:]
+    # nothing was made in the home directory outside the sandbox
+    assert set(os.listdir(sandbox.parent)) - home_before - {"ink-schemathesis"} <= {".ink", ".local", ".cache"}
     assert r.returncode == 0, report
     wait_for(lambda: not active_workflow_jobs("alice"), timeout=120, message="schemathesis jobs finished")
 
