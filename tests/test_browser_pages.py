@@ -47,7 +47,7 @@ def wait_for_terminal(page, condition: str, arg=None, timeout: float = 15_000) -
 
 
 def login(browser, hub, user):
-    page = browser.new_context().new_page()
+    page = browser.new_context(accept_downloads=True).new_page()
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", user)
     page.fill("#password_input", "test-password")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .test_browser_pages import shot
+from .test_browser_pages import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
@@ -91,17 +91,6 @@ def workdir():
     path = Path("/home/alice") / f"ink-files-test-{uuid.uuid4().hex[:8]}"
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def login(browser, hub, user):
-    context = browser.new_context(accept_downloads=True)
-    page = context.new_page()
-    page.goto(f"{hub.url}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", "test-password")
-    page.click("#login_submit")
-    page.wait_for_url("**/hub/ink")
-    return page
 
 
 def goto_dir(page, path: Path):
