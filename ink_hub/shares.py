@@ -110,7 +110,10 @@ class ShareRelayHandler(BaseHandler):
             raise web.HTTPError(404, "This is not a valid share link.")
         self.links.check(owner.name, token)  # before anything is started for this link
         spawner = await self._running_portal(owner)
-        url = url_path_join(spawner.server.url, "ink", "share", token, *(subpath or "").split("/"))
+        # every segment quoted: a '?', '#' or '%' typed by the visitor stays part of the path the
+        # owner's server checks (it refuses '..' itself); nothing else of that server is reachable
+        segments = [quote(part, safe="") for part in (subpath or "").split("/")]
+        url = url_path_join(spawner.server.url, "ink", "share", token, *segments)
         if (subpath or "").endswith("/") or not subpath:
             url += "/"
         headers = {"Authorization": f"token {spawner.api_token}", VIEWER_HEADER: viewer}

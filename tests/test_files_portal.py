@@ -226,6 +226,14 @@ def test_share_relay_trusts_nothing_from_the_owner_server(hub, workdir):
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "Set-Cookie" not in page.headers
     assert requests.get(link + "big.bin", timeout=60).content == data
+    # names with '#', '?', '%' and spaces reach the owner's server as names, not URL syntax
+    from urllib.parse import quote
+
+    odd = "run #1 ?50% done.txt"
+    subprocess.run(["runuser", "-u", "alice", "--", "sh", "-c", f"echo odd > '{workdir / odd}'"], check=True)
+    assert requests.get(link + quote(odd), timeout=30).text == "odd\n"
+    r = requests.get(link + "..%2Fsecret", timeout=30)
+    assert r.status_code in (400, 403, 404), (r.status_code, r.text[:300])
     part = requests.get(link + "big.bin", headers={"Range": "bytes=9000000-9000009"}, timeout=30)
     assert part.status_code == 206 and part.content == data[9000000:9000010]
     # forged or expired links are refused by the hub itself: nothing is started for them
