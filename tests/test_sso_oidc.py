@@ -91,6 +91,20 @@ class Provider:
             self.proc.wait(10)
 
 
+def oidc_config(hub, provider) -> str:
+    """The hub's settings for the test provider (what a site puts in its hub: section)."""
+    op = provider.url
+    return f"""c.JupyterHub.authenticator_class = "ink-oidc"
+c.InkOIDCAuthenticator.client_id = {CLIENT_ID!r}
+c.InkOIDCAuthenticator.client_secret = {provider.secret!r}
+c.InkOIDCAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"
+c.InkOIDCAuthenticator.authorize_url = "{op}/auth"
+c.InkOIDCAuthenticator.token_url = "{op}/token"
+c.InkOIDCAuthenticator.userdata_url = "{op}/me"
+c.InkOIDCAuthenticator.login_service = "IHEP SSO"
+"""
+
+
 @pytest.fixture(scope="module")
 def sso(tmp_path_factory, unix_users):
     workdir = tmp_path_factory.mktemp("sso")
@@ -100,15 +114,7 @@ def sso(tmp_path_factory, unix_users):
     op = provider.url
     hub.extra_config = f"""
 import os
-c.JupyterHub.authenticator_class = "ink-oidc"
-c.InkOIDCAuthenticator.client_id = {CLIENT_ID!r}
-c.InkOIDCAuthenticator.client_secret = {provider.secret!r}
-c.InkOIDCAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"
-c.InkOIDCAuthenticator.authorize_url = "{op}/auth"
-c.InkOIDCAuthenticator.token_url = "{op}/token"
-c.InkOIDCAuthenticator.userdata_url = "{op}/me"
-c.InkOIDCAuthenticator.login_service = "IHEP SSO"
-c.InkOIDCAuthenticator.group_map = {{"/experiments/juno": "juno", "/experiments/lhaaso": "lhaaso"}}
+{oidc_config(hub, provider)}c.InkOIDCAuthenticator.group_map = {{"/experiments/juno": "juno", "/experiments/lhaaso": "lhaaso"}}
 c.InkOIDCAuthenticator.keep_unmapped_groups = False
 c.InkOIDCAuthenticator.logout_redirect_url = "{op}/session/end?client_id={CLIENT_ID}&post_logout_redirect_uri={hub.url}/hub/login"
 c.InkOIDCAuthenticator.auth_refresh_age = 2
@@ -276,15 +282,7 @@ async def ticket_for(authenticator, username, auth_state):
     return await asyncio.to_thread(kinit_keytab, f"{{username}}@{REALM}", {str(keytab)!r},
                                    renew_lifetime=3600)
 
-c.JupyterHub.authenticator_class = "ink-oidc"
-c.InkOIDCAuthenticator.client_id = {CLIENT_ID!r}
-c.InkOIDCAuthenticator.client_secret = {provider.secret!r}
-c.InkOIDCAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"
-c.InkOIDCAuthenticator.authorize_url = "{op}/auth"
-c.InkOIDCAuthenticator.token_url = "{op}/token"
-c.InkOIDCAuthenticator.userdata_url = "{op}/me"
-c.InkOIDCAuthenticator.login_service = "IHEP SSO"
-c.InkOIDCAuthenticator.group_map = {{"/experiments/juno": "juno"}}
+{oidc_config(hub, provider)}c.InkOIDCAuthenticator.group_map = {{"/experiments/juno": "juno"}}
 c.InkOIDCAuthenticator.kerberos_ticket_hook = ticket_for
 c.Authenticator.allowed_users = set()
 next(r for r in c.JupyterHub.load_roles if r["name"] == "ink-test")["scopes"].append("admin:auth_state")
