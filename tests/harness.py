@@ -114,7 +114,7 @@ c.JupyterHub.log_level = "DEBUG"
         path.write_text(config + "\n" + self.extra_config)
         return path
 
-    def start(self, timeout: float = 60) -> "Hub":
+    def start(self, timeout: float = 180) -> "Hub":
         config = self.write_config()
         log = open(self.log_path, "ab")
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
