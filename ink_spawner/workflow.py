@@ -20,6 +20,9 @@ SCOPE_FILES = "custom:ink:files"
 #: list, stat and download files
 SCOPE_FILES_READ = "custom:ink:files:read"
 
+#: have the hub sign your own SSH public key (short-lived certificate) to SSH into your sessions
+SCOPE_SSH = "custom:ink:ssh"
+
 #: definitions for ``c.JupyterHub.custom_scopes``
 CUSTOM_SCOPES = {
     SCOPE_JOBS_READ: {"description": "List your INK batch jobs and read their output."},
@@ -28,6 +31,8 @@ CUSTOM_SCOPES = {
     SCOPE_FILES_READ: {"description": "List and download your files through INK."},
     SCOPE_FILES: {"description": "Upload, move and delete your files through INK.",
                   "subscopes": [SCOPE_FILES_READ]},
+    SCOPE_SSH: {"description": "Get short-lived SSH certificates for your own key, to SSH into "
+                "your INK sessions."},
 }
 
 #: environment variable of the portal session holding the user's batch profile (JSON)
