@@ -94,6 +94,7 @@ class SSHSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
             asyncio.ensure_future(self._finish(proc))
 
     async def _finish(self, proc):
+        await asyncio.sleep(0)  # let the stdout pump see the end first
+        for task in self._pumps[1:]:
+            task.cancel()  # the supervisor keeps sshd's log open while the login's leftovers run
         await self.endpoint.finish(proc)
-        for task in self._pumps:
-            task.cancel()

@@ -34,6 +34,7 @@ import os
 import pwd
 import re
 import shutil
+import sys
 import tempfile
 import time
 
@@ -98,12 +99,6 @@ class SSHEndpoint(LoggingConfigurable):
         3600,
         help="Ask the hub for a new host certificate when the current one has less than this "
         "left, at the next connection.",
-    ).tag(config=True)
-
-    close_grace_seconds = Integer(
-        5,
-        help="When a connection's websocket closes, how long its sshd gets to end the login "
-        "(it sees end-of-file) before it is terminated.",
     ).tag(config=True)
 
     def __init__(self, **kwargs):
@@ -246,37 +241,33 @@ class SSHEndpoint(LoggingConfigurable):
     # ---- connections ----------------------------------------------------------------------------
 
     async def spawn(self) -> asyncio.subprocess.Process:
-        """A new ``sshd -i`` for one connection (its stdin/stdout are the SSH stream)."""
+        """A new ``sshd -i`` for one connection (its stdin/stdout are the SSH stream), under a
+        supervisor that keeps what the login leaves running in the job
+        (:mod:`ink_proxy_ext.ssh_supervisor`)."""
         config = await self.config_file()
         proc = await asyncio.create_subprocess_exec(
-            self.sshd, "-i", "-e", "-f", config,
+            sys.executable, "-m", "ink_proxy_ext.ssh_supervisor", self.sshd, "-i", "-e", "-f", config,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, limit=1 << 20)
         self.processes.add(proc)
         return proc
 
     async def finish(self, proc: asyncio.subprocess.Process) -> None:
-        """End one connection's sshd: end-of-file first (the login ends as on a dropped
-        connection), then SIGTERM, then SIGKILL."""
+        """A connection's websocket closed: sshd gets end-of-file and ends the login as on a
+        dropped connection. Its supervisor stays while processes the login left run (they end
+        with the session), then exits by itself."""
         try:
             if proc.stdin and not proc.stdin.is_closing():
                 proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), self.close_grace_seconds)
-            except asyncio.TimeoutError:
-                proc.terminate()
-                try:
-                    await asyncio.wait_for(proc.wait(), 5)
-                except asyncio.TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await proc.wait()
         except ProcessLookupError:
             pass
         finally:
             self.processes.discard(proc)
 
     def cleanup(self) -> None:
-        """At server exit: no sshd and no host key left behind."""
+        """At server exit: no sshd, nothing a login left, no host key (each supervisor passes
+        SIGTERM on to everything below it)."""
         for proc in list(self.processes):
             try:
                 proc.terminate()

@@ -427,6 +427,23 @@ def test_enode_gets_its_catalogue_defaults(session):
     assert out == "4"
 
 
+def test_background_process_outlives_its_connection_inside_the_job(laptop, session):
+    """``nohup ... &`` over SSH keeps running after the connection (as on a login node, and as
+    VS Code Remote-SSH's server needs), and stays in the batch job, which ends it with the session."""
+    r = laptop.ssh("ink-enode", "nohup sleep 4242 >/dev/null 2>&1 & echo started")
+    assert r.returncode == 0 and "started" in r.stdout, r.stderr
+
+    def sleeper():
+        for pid in job_pids(session["job_id"]):
+            try:
+                if open(f"/proc/{pid}/cmdline", "rb").read() == b"sleep\x004242\x00":
+                    return pid
+            except OSError:
+                continue
+        return None
+    assert wait_for(sleeper, timeout=30, message="the background sleep in the job's processes")
+
+
 def test_stop_leaves_no_sshd_and_no_host_key(hub, laptop, session):
     proc = subprocess.Popen(["ssh", "-F", str(laptop.config), "-o", "BatchMode=yes", "ink-enode",
                              "echo connected; sleep 300"], env=laptop.env, stdout=subprocess.PIPE,
