@@ -19,7 +19,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .sshd import SSHEndpoint
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 
 
 class SSHSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
