@@ -91,7 +91,9 @@ class Laptop:
 
 @pytest.fixture(scope="module")
 def session(hub):
-    hub.start_and_wait(USER, "enode", timeout=300)
+    if hub.server(USER, "enode") is None:  # the browser test may have started it from its tile
+        hub.start_and_wait(USER, "enode", timeout=300)
+    hub.wait_ready(USER, "enode", timeout=300)
     yield hub.spawner_state(USER, "enode")
 
 
@@ -142,6 +144,28 @@ def socket_inodes(pid: int) -> set[str]:
 
 
 # ---- the way in ---------------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_enode_tile_opens_a_web_terminal_in_the_job(browser, hub, tmp_path):
+    """The tile on the INK panel starts the Enode session and lands on its web terminal, whose
+    shell runs in the Slurm job (the user guide's screenshot)."""
+    from .test_browser_pages import login, shot, wait_for_terminal
+
+    page = login(browser, hub, USER)
+    tile = page.locator(".ink-tile[data-app=enode]")
+    assert "SSH in from your laptop" in tile.inner_text()
+    page.click(".ink-tile[data-app=enode] .ink-start")
+    page.wait_for_url(f"**/user/{USER}/enode/ink/shell**", timeout=300_000)
+    page.wait_for_selector("#ink-status:has-text('connected')", timeout=60_000)
+    job_id = hub.spawner_state(USER, "enode")["job_id"]
+    page.locator("#ink-terminal").click()
+    page.keyboard.type("echo enode-on-$(hostname)-job-$SLURM_JOB_ID-cpus-$SLURM_CPUS_ON_NODE")
+    page.keyboard.press("Enter")
+    wait_for_terminal(page, "lines.some(l => l.startsWith(arg))", arg=f"enode-on-", timeout=30_000)
+    wait_for_terminal(page, "lines.some(l => l.includes(arg))", arg=f"-job-{job_id}-cpus-4", timeout=30_000)
+    shot(page, tmp_path, "enode.png")
+    page.context.close()
+
 
 def test_ssh_config_writes_private_files_and_no_token(laptop):
     d = laptop.dir / "ssh"
