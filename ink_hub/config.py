@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, dashboard, session_api, shares, ssh_api, workflow
+from . import credentials_api, dashboard, scopes, session_api, shares, ssh_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.app_resolver import AppDefaultsResolver
 from .kerberos import TicketKeeper
@@ -51,7 +51,7 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
     # sessions are batch jobs with their own wall time: a hub restart or upgrade must not kill them
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.extra_handlers.extend(session_api.handlers)
-    workflow.configure_scopes(c)  # INK's token scopes (jobs, files) for every user
+    scopes.configure_scopes(c)  # INK's token scopes (jobs, files, ssh) for every user
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):
         c.ConfigurableHTTPProxy.command = [str(chp)]
@@ -96,10 +96,10 @@ def apply_site(c, site: SiteConfig) -> None:
     c.JupyterHub.extra_handlers.extend(shares.handlers(share_links, allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
-        c.InkSpawner.extend_walltime_by = extension.extend_by
-        c.InkSpawner.extend_when_left = extension.when_left
-        c.InkSpawner.extend_if_active_within = extension.active_within
-        c.InkSpawner.extend_walltime_max = extension.max_walltime
+        c.WalltimeExtension.extend_by = extension.extend_by
+        c.WalltimeExtension.when_left = extension.when_left
+        c.WalltimeExtension.active_within = extension.active_within
+        c.WalltimeExtension.max_walltime = extension.max_walltime
     c.JupyterHub.template_vars = {"ink_site_name": catalogue.site.name}
     if catalogue.site.logo:
         c.JupyterHub.logo_file = catalogue.site.logo

@@ -29,7 +29,7 @@ from tornado import web
 from traitlets import Integer
 from traitlets.config import LoggingConfigurable
 
-from ink_spawner.workflow import SCOPE_SSH
+from ink_files_ext.scopes import SCOPE_SSH
 
 from .session_api import spawner_for_token
 from .ssh_ca import PublicKeyError, SSHCertificateAuthority, SSHHostCertificateAuthority, parse_public_key

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO, TEST_CATALOGUE, TEST_USERS, Hub, ensure_unix_users
+from .harness import REPO, TEST_CATALOGUE, TEST_HUB_ID, TEST_USERS, Hub, ensure_unix_users
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +41,15 @@ def squeue_active(user: str | None = None) -> dict[str, str]:
 
 
 def cancel_test_jobs() -> None:
-    """Cancel leftover INK session jobs of the test users (and nobody else's)."""
-    out = subprocess.run(["squeue", "--noheader", "--format=%i %u %j"], capture_output=True,
+    """Cancel leftover INK jobs of the test users (and nobody else's): sessions of this test
+    run's hubs (comment hub=TEST_HUB_ID; another run's sessions are left alone) and job-API jobs."""
+    out = subprocess.run(["squeue", "--noheader", "--format=%i|%u|%j|%k"], capture_output=True,
                          text=True).stdout
     for line in out.splitlines():
-        job_id, user, name = line.split(maxsplit=2)
-        if user in TEST_USERS and name.startswith("ink-"):
+        job_id, user, name, comment = line.split("|", 3)
+        tags = dict(item.partition("=")[::2] for item in comment.split(","))
+        ours = tags.get("hub") == TEST_HUB_ID or tags.get("ink") == "workflow"
+        if user in TEST_USERS and name.startswith("ink-") and ours:
             subprocess.run(["scancel", job_id])
 
 

@@ -22,9 +22,9 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import iostream, web
 
-from ink_spawner.workflow import SCOPE_FILES, SCOPE_FILES_READ
+from ..scopes import SCOPE_FILES, SCOPE_FILES_READ
 
-from ..workflow import auth as workflow_auth
+from .. import api_auth
 from . import operations, xrootd
 from .listing import describe, list_directory
 from .roots import FilesError, Roots, check_name
@@ -74,11 +74,11 @@ class FilesHandlerMixin(ExtensionHandlerMixin):
         return error
 
     async def require_files_scope(self) -> None:
-        if not self.check_ink_scope or not workflow_auth.header_token(self):
+        if not self.check_ink_scope or not api_auth.header_token(self):
             return
-        model = await workflow_auth.authenticate(self)  # checked with the hub, uncached: revocation is immediate
+        model = await api_auth.authenticate(self)  # checked with the hub, uncached: revocation is immediate
         read_only = self.request.method in ("GET", "HEAD")
-        workflow_auth.require_scope(self, model, SCOPE_FILES_READ if read_only else SCOPE_FILES)
+        api_auth.require_scope(self, model, SCOPE_FILES_READ if read_only else SCOPE_FILES)
 
     @property
     def roots(self) -> Roots:
