@@ -66,6 +66,8 @@ def _documented_classes():
     from ink_files_ext.jobs.app import InkJobsApp
     from ink_hub.authenticators import InkAuthenticator, InkOIDCAuthenticator, KerberosAuthenticator
     from ink_hub.kerberos import TicketKeeper
+    from ink_hub.ssh_api import SessionSSH
+    from ink_hub.ssh_ca import SSHCertificateAuthority, SSHHostCertificateAuthority
 
     # InkSpawner: its own options and the Spawner options it gives another default; the rest
     # of JupyterHub's Spawner options are JupyterHub's to document. Backends: every option,
@@ -74,7 +76,8 @@ def _documented_classes():
     return [(InkSpawner, False), (DefaultResolver, False), (WalltimeExtension, False),
             (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True),
             (InkAuthenticator, False), (InkOIDCAuthenticator, False), (KerberosAuthenticator, False),
-            (TicketKeeper, False), (InkFilesApp, False), (InkJobsApp, False)]
+            (TicketKeeper, False), (InkFilesApp, False), (InkJobsApp, False),
+            (SSHCertificateAuthority, False), (SSHHostCertificateAuthority, False), (SessionSSH, False)]
 
 
 # how a class other than InkSpawner and the backends comes into play
@@ -99,6 +102,12 @@ SELECTED = {
     "portal server (`c.InkJobsApp.<option>` in the user server's Jupyter config).",
     "TicketKeeper": "Always active; it has work only for users with a Kerberos ticket in their "
     "auth_state (see [Kerberos tickets](../admin/kerberos.md)).",
+    "SSHCertificateAuthority": "Always active: it signs EShell's certificates for the login nodes "
+    "(see [Portal server and EShell](../admin/eshell.md)) and laptops' keys for SSH into sessions "
+    "(see [SSH into sessions](../admin/enode.md)).",
+    "SSHHostCertificateAuthority": "Always active: it signs the sessions' host keys for SSH into "
+    "sessions (see [SSH into sessions](../admin/enode.md)).",
+    "SessionSSH": "Always active (see [SSH into sessions](../admin/enode.md)).",
 }
 
 
