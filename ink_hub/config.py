@@ -19,7 +19,7 @@ from traitlets.config import Config
 
 from . import credentials_api, dashboard, scopes, session_api, shares, ssh_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
-from .catalogue.app_resolver import AppDefaultsResolver
+from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
 from .spawn_form import SpawnForm
 from .ssh_ca import SSHCertificateAuthority, SSHHostCertificateAuthority
@@ -78,7 +78,7 @@ def apply_site(c, site: SiteConfig) -> None:
         ssh_api.handlers(ssh_ca, host_ca, ssh_api.SessionSSH(config=Config(site.hub_config))))
     share_links = shares.ShareLinks(config=Config(site.hub_config))
     # portal sessions get a certificate at start only where there are login nodes to use it on
-    resolver = AppDefaultsResolver(catalogue, ssh_ca=ssh_ca if catalogue.site.login_nodes else None,
+    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca if catalogue.site.login_nodes else None,
                                  share_links=share_links)
     form = SpawnForm(resolver)
     c.InkSpawner.resolver = resolver
