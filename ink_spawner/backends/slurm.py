@@ -126,6 +126,18 @@ class SlurmBackend(Backend):
             counts["running" if state == "RUNNING" else "pending"] += 1
         return summary
 
+    def end_reason(self, status: JobStatus, output_tail: str) -> str | None:
+        # Without cgroups, a job killed by the memory gatherer (OverMemoryKill) ends FAILED;
+        # slurmstepd says why in the job's output ("Exceeded job memory limit").
+        text = output_tail.lower()
+        if "exceeded job memory limit" in text or "exceeded memory limit" in text or "oom-kill" in text:
+            return "out_of_memory"
+        if "due to time limit" in text:
+            return "timeout"
+        if "due to node failure" in text:
+            return "node_fail"
+        return status.reason
+
     async def cancel(self, job_id: str, user: str) -> None:
         if not job_id.isdigit():
             raise BackendError(f"invalid Slurm job id {job_id!r}")
