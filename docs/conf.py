@@ -61,7 +61,9 @@ def _documented_classes():
     from ink_spawner.spawner import InkSpawner
 
     from ink_hub.authenticators import InkAuthenticator, InkOIDCAuthenticator, KerberosAuthenticator
+    from ink_hub.doctor import Doctor
     from ink_hub.kerberos import TicketKeeper
+    from ink_hub.service_plugins import InkServices
 
     # InkSpawner: its own options and the Spawner options it gives another default; the rest
     # of JupyterHub's Spawner options are JupyterHub's to document. Backends: every option,
@@ -69,7 +71,7 @@ def _documented_classes():
     # options (oauthenticator and JupyterHub document the ones they inherit).
     return [(InkSpawner, False), (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True),
             (InkAuthenticator, False), (InkOIDCAuthenticator, False), (KerberosAuthenticator, False),
-            (TicketKeeper, False)]
+            (TicketKeeper, False), (InkServices, False), (Doctor, False)]
 
 
 # how a class other than InkSpawner and the backends comes into play
@@ -80,6 +82,10 @@ SELECTED = {
     "(see [Single sign-on with OpenID Connect](../admin/sso.md)).",
     "KerberosAuthenticator": "Selected with `c.JupyterHub.authenticator_class = \"ink-kerberos\"` "
     "(see [Kerberos tickets](../admin/kerberos.md)).",
+    "InkServices": "Settings of the service plugins the catalogue's experiments list "
+    "(see [Adding a service](../developer/adding-a-service.md)).",
+    "Doctor": "Read by `ink-hub doctor` from the `hub:` section; its command-line options "
+    "override them (see [Installing](../admin/install.md#checking-a-site-ink-hub-doctor)).",
     "TicketKeeper": "Always active; it has work only for users with a Kerberos ticket in their "
     "auth_state (see [Kerberos tickets](../admin/kerberos.md)).",
 }
