@@ -272,7 +272,14 @@ def test_slurm_site_starts_a_hub(tmp_path):
     try:
         page = requests.get(f"{url}/hub/login", verify=str(cert), timeout=30)
         assert page.status_code == 200 and "Slurm Site" in page.text
-        assert "sqlite" in (state / "hub.log").read_text() or (state / "jupyterhub.sqlite").exists()
         assert (state / "jupyterhub.sqlite").exists()
     finally:
         hub.stop()
+    # the unit's ExecStartPre, and the upgrade procedure's database step, on this site
+    unit = (site / "ink-hub.service").read_text()
+    pre = re.search(r"^ExecStartPre=(.+)$", unit, re.M).group(1).split()
+    checked = subprocess.run(pre, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and checked.stdout == "", checked.stderr
+    upgraded = subprocess.run([str(VENV_BIN / "jupyterhub"), "upgrade-db", "-f", str(site / "jupyterhub_config.py")],
+                              cwd=state, capture_output=True, text=True, timeout=120)
+    assert upgraded.returncode == 0, upgraded.stderr[-2000:]  # an up-to-date schema: nothing to migrate
