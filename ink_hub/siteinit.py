@@ -252,6 +252,7 @@ def site_overlay(profile: str, s: dict, site_dir: Path, oidc: dict | None) -> di
         "Authenticator": auth,
         "ConfigurableHTTPProxy": {"pid_file": str(state / "proxy.pid"), "api_url": s["proxy_api_url"]},
         "SSHCertificateAuthority": {"key_file": str(secrets_dir / "ssh-user-ca")},
+        "SSHHostCertificateAuthority": {"key_file": str(secrets_dir / "ssh-host-ca")},
         "ShareLinks": {"secret_file": str(secrets_dir / "share-secret")},
     }
     if oidc:
@@ -365,6 +366,12 @@ def _ssh_ca(path: Path) -> None:
     SSHCertificateAuthority(key_file=str(path)).ca_key()  # creates key (0600) and .pub
 
 
+def _ssh_host_ca(path: Path) -> None:
+    from .ssh_ca import SSHHostCertificateAuthority
+
+    SSHHostCertificateAuthority(key_file=str(path)).ca_key()  # signs the sessions' SSH host keys
+
+
 def _share_secret(path: Path) -> None:
     from .shares import ShareLinks
 
@@ -403,6 +410,7 @@ def secret_makers(profile: str, s: dict, site_dir: Path) -> dict:
         "crypt_key": _token(32),
         "proxy-auth-token": _token(32),
         "ssh-user-ca": _ssh_ca,
+        "ssh-host-ca": _ssh_host_ca,
         "share-secret": _share_secret,
     }
     if not s["tls_cert"] and s["bind_url"].startswith("https:"):

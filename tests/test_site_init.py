@@ -24,7 +24,8 @@ from .harness import REPO, VENV_BIN, free_port
 from .test_images import dockerfile_instructions, DOCKER_INSTRUCTIONS
 
 INK_HUB = str(VENV_BIN / "ink-hub")
-SECRETS = ("jupyterhub_cookie_secret", "crypt_key", "proxy-auth-token", "ssh-user-ca", "share-secret", "tls.key")
+SECRETS = ("jupyterhub_cookie_secret", "crypt_key", "proxy-auth-token", "ssh-user-ca", "ssh-host-ca",
+           "share-secret", "tls.key")
 
 
 def init(site: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

@@ -8,7 +8,8 @@ from importlib.resources import files
 from traitlets import List, Unicode, default
 
 from ..jobspec import JobSpec
-from .base import Backend, BackendError, JobState, JobStatus, minimal_env, resolve_command
+from ..jobstatus import BackendError, JobState, JobStatus
+from .base import Backend, minimal_env, resolve_command
 
 # squeue states → INK states (CONFIGURING: allocated, nodes booting; SUSPENDED: not reachable)
 _PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
