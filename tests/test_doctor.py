@@ -134,6 +134,7 @@ def test_a_running_hub_answers_the_test_job(tmp_path, dev_slurm, hub_factory):
     site = make_site(tmp_path, hub_bind_url=f"http://127.0.0.1:{hub.hub_port}",
                      hub_connect_url=f"http://127.0.0.1:{hub.hub_port}")
     code, rows, _ = doctor(site, "--test-user", "bob")
+    assert "hub API from a node" in rows, rows  # the test job ran
     assert rows["hub API from a node"]["status"] == "ok", rows["hub API from a node"]
     assert "(the hub)" in rows["hub API from a node"]["detail"]
     assert code == 0

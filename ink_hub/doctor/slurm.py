@@ -234,14 +234,19 @@ async def test_job(doctor, commands: dict, default_partition: str | None) -> lis
         while time.monotonic() < deadline:
             q = await run([commands["squeue"], "-h", "-j", job_id, "-o", "%T|%r"], doctor.timeout)
             state = q.stdout.strip()
-            if q.ok and not state:
-                break
+            if (q.ok and not state) or "invalid job id" in q.stderr.lower():
+                break  # gone from the queue (an ended job is purged after MinJobAge)
             await asyncio.sleep(1)
         else:
             return [Result("test job", FAIL, f"job {job_id} still {state or 'queued'} after "
                            f"{doctor.test_job_timeout:.0f} s", "see squeue/scontrol show job: the reason it waits")]
         finished = time.time()
-        text = (await run(as_user(user, ["cat", output]), doctor.timeout)).stdout
+        text = ""
+        for _ in range(10):  # the node may still be closing the output file
+            text = (await run(as_user(user, ["cat", output]), doctor.timeout)).stdout
+            if "INK-DOCTOR " in text:
+                break
+            await asyncio.sleep(0.5)
     finally:
         if listener is not None:
             listener.close()
