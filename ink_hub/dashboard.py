@@ -38,8 +38,13 @@ def session_rows(user, catalogue) -> list[dict]:
         else:
             state = "stopped"
         options = spawner.user_options or {}
-        events = getattr(spawner, "_events", None) or []
         app = catalogue.apps.get(name)
+        if state == "starting":
+            message = spawner.progress_log.latest()
+        elif state == "stopped":
+            message = getattr(spawner, "end_reason", "")  # why its job ended (OOM, node failure...)
+        else:
+            message = ""
         rows.append({
             "name": name,
             "title": app.title if app else name,
@@ -47,7 +52,7 @@ def session_rows(user, catalogue) -> list[dict]:
             "experiment": options.get("experiment", ""),
             "image": options.get("image", ""),
             "state": state,
-            "message": events[-1]["message"] if state == "starting" and events else "",
+            "message": message,
             "url": user.server_url(name) if spawner.ready else "",
         })
     return rows

@@ -214,6 +214,8 @@ class InkSpawner(Spawner):
 
     _state_backend = None
     _port = None
+    #: why the last job of this session ended, as the scheduler said (shown on the panel)
+    end_reason = ""
     _port_future: asyncio.Future | None = None
     _watching = False
 
@@ -314,6 +316,7 @@ class InkSpawner(Spawner):
 
     async def start(self):
         self.progress_log.clear()
+        self.end_reason = ""
         self.walltime_extension.reset()
         self._state_backend = None  # a new job: decided by the app and config, not old state
         self._state_backend = self.backend_name
@@ -391,6 +394,8 @@ class InkSpawner(Spawner):
         if status.state is JobState.RUNNING and self.walltime_extension.enabled:
             await self.walltime_extension.maybe_extend(self, status)
         if status.state is JobState.DONE:
+            self.end_reason = status.describe()
+            self.log.info("%s: %s", self._log_name, self.end_reason)
             if not status.settled:
                 # ended for the user but still in the scheduler (held, completing): JupyterHub
                 # calls stop() only for servers that poll as running, so remove it here

@@ -65,6 +65,9 @@ class SlurmBackend(Backend):
             f"--mem={spec.memory_mb}M",
             f"--time={max(1, math.ceil(spec.walltime_s / 60))}",
             "--export=ALL",
+            # a session whose node fails has lost its server: it ends (the panel says why),
+            # it is never requeued to start again unannounced on another node
+            "--no-requeue",
         ]
         if spec.partition:
             argv.append(f"--partition={spec.partition}")
