@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, dashboard, scopes, session_api, shares, ssh_api
+from . import credentials_api, dashboard, scopes, service_plugins, session_api, shares, ssh_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
@@ -107,6 +107,9 @@ def apply_site(c, site: SiteConfig) -> None:
                                 **({"backend": app.backend} if app.backend else {})}
                          for name, app in catalogue.apps.items()}
     c.merge(Config(site.hub_config))
+    # service plugins the catalogue's experiments list: their JupyterHub services and access check
+    c.JupyterHub.extra_handlers.extend(service_plugins.handlers(resolver))
+    service_plugins.configure_services(c, catalogue, service_plugins.InkServices(config=Config(site.hub_config)))
     # a site's own templates (hub: JupyterHub: template_paths) come first, INK's after them
     ours = str(Path(__file__).parent / "templates")
     site_paths = list(c.JupyterHub.template_paths) if "template_paths" in c.JupyterHub else []

@@ -17,6 +17,7 @@ from tornado import web
 
 from ink_spawner.stats import sampler_for
 
+from . import service_plugins
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import STATE_KEY, Ticket
 
@@ -152,6 +153,7 @@ class DashboardHandler(InkPageHandler):
             apps=apps,
             shell_url=shell_url,
             files_url=files_url,
+            plugin_services=service_plugins.tiles_for(cat, experiments, self.hub.base_url, self.base_url, user),
             sessions=session_rows(user, cat),
             usage_chart=bar_chart_svg(self._sessions_by_app()),
             overview=overview,

@@ -218,6 +218,19 @@ class Experiment(Strict):
     kernels: dict[Name, Kernel] = Field(default_factory=dict)
     setup: str | None = Field(None, pattern=r"^/[^\x00\n]*$",
                               description="shell script sourced in the job before the server starts")
+    services: list[Name] = Field(default_factory=list, description="service plugins (entry point "
+                                 "group ink_hub.services) whose tiles its members see")
+
+    @field_validator("services")
+    @classmethod
+    def _installed_services(cls, value):
+        from ink_hub.service_plugins import available_services
+
+        unknown = [s for s in value if s not in available_services()]
+        if unknown:
+            raise ValueError(f"service plugin {unknown[0]!r} is not installed (installed: "
+                             f"{', '.join(sorted(available_services())) or 'none'})")
+        return value
 
     @model_validator(mode="after")
     def _default_image_is_offered(self):
