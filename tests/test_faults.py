@@ -28,7 +28,7 @@ APPS = ("a1", "a2", "a3", "a4")
 CATALOGUE = """
 site: {max_sessions_per_user: 5}
 defaults: {memory: 1G, walltime: "1:00:00"}
-limits: {cpus: 64, memory: 4G}
+limits: {cpus: 4096, memory: 4G}
 apps:
   a1: {title: Lab one, default_url: /lab}
   a2: {title: Lab two, default_url: /lab}
@@ -38,6 +38,12 @@ apps:
 experiments:
   default: {title: Everyone, members: {everyone: true}, apps: [jupyter, a1, a2, a3, a4, big, portal]}
 """
+
+
+def node_cpus() -> int:
+    """Cores the dev node advertises: a spawn asking for all of them waits while others run."""
+    return int(subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True,
+                              check=True).stdout.split()[0].rstrip("+"))
 
 
 def proxied(hub, user: str, app: str, token: str) -> int:
@@ -99,8 +105,8 @@ def test_hub_sigkilled_with_20_sessions_keeps_them_and_cancels_the_pending_spawn
     start_many(hub, pairs)
     jobs = {pair: hub.spawner_state(*pair)["job_id"] for pair in pairs}
     tokens = {user: hub.user_token(user) for user in TEST_USERS}
-    # one more spawn that cannot start now (all 64 cores of the node while 20 are in use): pending
-    r = hub.request_server("alice", "big", {"cpus": 64})
+    # one more spawn that cannot start now (all the node's cores while 20 are in use): pending
+    r = hub.request_server("alice", "big", {"cpus": node_cpus()})
     assert r.status_code == 202, r.text
     pending = wait_for(lambda: hub.spawner_state("alice", "big").get("job_id"), 30, message="pending job saved")
     assert pending in squeue_active("alice")
@@ -197,7 +203,7 @@ def test_slurmctld_down_for_30s_drops_no_session_and_the_pending_spawn_says_so(
     hub.start_and_wait("carol", "a1")
     token = hub.user_token("carol")
     running = hub.spawner_state("carol", "a1")["job_id"]
-    r = hub.request_server("carol", "big", {"cpus": 64})  # pends: the node's cores are taken
+    r = hub.request_server("carol", "big", {"cpus": node_cpus()})  # pends: a core is taken
     assert r.status_code == 202, r.text
     pending = wait_for(lambda: hub.spawner_state("carol", "big").get("job_id"), 30, message="queued")
     events: list[dict] = []
