@@ -309,10 +309,15 @@ class InkSpawner(Spawner):
     # ---- the job reports its port -------------------------------------------------------------
 
     def report_port(self, port: int) -> bool:
-        """Called by the hub API when the job reports its port. False if no start is waiting."""
+        """Called by the hub API when the job reports its port. False if no start is waiting
+        for it. The same port reported again is accepted: on a busy hub the job's first report
+        may be taken while its answer arrives after the job's own deadline, and the job retries
+        (a refusal would make it stop a server the hub is routing to)."""
         future = self._port_future
-        if future is None or future.done():
-            return False
+        if future is None:
+            return self._port is not None and self._port == port
+        if future.done():
+            return future.result() == port
         future.set_result(port)
         return True
 

@@ -174,6 +174,9 @@ def test_port_callback_accepts_only_a_port_from_the_servers_own_token(slurm_hub)
     # a valid report for a server that is not starting changes nothing
     r = requests.post(url, json={"port": 1234}, headers=as_server, timeout=10)
     assert r.status_code == 409
+    # the same port again (a job retrying a report whose answer it did not get) is no error
+    r = requests.post(url, json={"port": state["port"]}, headers=as_server, timeout=10)
+    assert r.status_code == 200, r.text
     assert hub.server("alice", "jupyter")["url"] == before
     assert hub.spawner_state("alice", "jupyter")["port"] == state["port"]
 
