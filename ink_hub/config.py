@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, dashboard, session_api, shares, workflow
+from . import credentials_api, culler, dashboard, installed, session_api, shares, workflow
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
@@ -65,6 +65,8 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
 
 def apply_site(c, site: SiteConfig) -> None:
     """Wire a validated site configuration into the hub's config."""
+    # a one-machine hub offers only the apps installed here (the demo): drop the others first
+    missing = installed.restrict(site) if site.catalogue.site.only_installed_apps else {}
     catalogue = site.catalogue
     ssh_ca = None
     if catalogue.site.login_nodes:
@@ -86,7 +88,8 @@ def apply_site(c, site: SiteConfig) -> None:
     # the INK authenticators admit members of the catalogue's experiments: one mapping
     c.InkOIDCAuthenticator.experiments_for = resolver.experiments_for
     c.KerberosAuthenticator.experiments_for = resolver.experiments_for
-    c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver, keeper))
+    c.JupyterHub.extra_handlers.extend(dashboard.handlers(
+        resolver, keeper, not_installed=installed.install_hints(catalogue, missing)))
     c.JupyterHub.extra_handlers.extend(shares.handlers(share_links, allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
@@ -101,6 +104,8 @@ def apply_site(c, site: SiteConfig) -> None:
                                 **({"backend": app.backend} if app.backend else {})}
                          for name, app in catalogue.apps.items()}
     c.merge(Config(site.hub_config))
+    if catalogue.site.idle_culler is not None:
+        culler.configure(c, catalogue.site.idle_culler)  # after the site's own services and roles
     # a site's own templates (hub: JupyterHub: template_paths) come first, INK's after them
     ours = str(Path(__file__).parent / "templates")
     site_paths = list(c.JupyterHub.template_paths) if "template_paths" in c.JupyterHub else []
