@@ -79,7 +79,15 @@ class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
         hdu = self.get_argument("hdu", None)
         if hdu is not None and not hdu.isdigit():
             raise FilesError(400, "hdu: an HDU number")
-        self.finish(await self.in_thread(fits.preview, target.path, None if hdu is None else int(hdu)))
+        try:
+            result = await self.in_thread(fits.preview, target.path, None if hdu is None else int(hdu))
+        except FilesError:
+            raise
+        except Exception as e:  # astropy met something it cannot parse: say so, never "Unhandled error"
+            self.log.warning("FITS preview of %s failed: %r", target.path, e)
+            raise FilesError(422, f"{os.path.basename(target.path)}: cannot preview this FITS file "
+                             f"({type(e).__name__}: {str(e)[:300] or 'no detail'})") from None
+        self.finish(result)
 
 
 def page_handlers() -> list[tuple]:

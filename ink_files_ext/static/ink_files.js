@@ -128,7 +128,7 @@
   function kindOf(name) {
     if (/\.(png|jpe?g|gif|webp)$/i.test(name)) return "image";
     if (/\.pdf$/i.test(name)) return "pdf";
-    if (/\.(fits?|fts)(\.gz)?$/i.test(name)) return "fits";
+    if (/\.(fits?|fts)(\.(gz|Z))?$/i.test(name)) return "fits";
     if (/\.root$/i.test(name)) return "root";
     if (TEXT_EXT.test(name) || /^(Makefile|Dockerfile|README|LICENSE|CMakeLists\.txt)$/.test(name)) return "text";
     return null;
@@ -174,23 +174,51 @@
         }
         body.dataset.rendered = "1";
       } else if (kind === "fits") {
-        const data = await call("GET", "fits", undefined, {path: entry.path});
-        const header = el("pre", {class: "fits-header"});
-        header.textContent = data.header;
-        const hdus = el("ul", {class: "fits-hdus"});
-        for (const h of data.hdus) {
-          hdus.append(el("li", {}, `${h.index}: ${h.name} (${h.kind}${h.shape ? " " + h.shape.join("\u00d7") : ""})`));
-        }
-        const side = el("div", {}, hdus, data.image ? el("img", {class: "fits-image", alt: "HDU " + data.hdu, src: data.image}) : el("p", {}, "No image in this HDU"));
-        body.replaceChildren(el("div", {class: "fits"}, side, header));
+        await fitsPreview(body, entry, undefined);
       } else if (kind === "root") {
         const frame = el("iframe", {class: "jsroot", title: "ROOT file",
           src: config.base_url + "ink/rootview?" + new URLSearchParams({path: entry.path})});
         body.replaceChildren(frame);
       }
     } catch (e) {
-      body.replaceChildren(el("p", {class: "error"}, "Cannot preview: " + e.message));
+      body.replaceChildren(el("p", {class: "error"}, "Cannot preview " + entry.name + ": " + e.message));
     }
+  }
+  // FITS: the HDU list (click one to show it), its header, and its image or its table's columns
+  async function fitsPreview(body, entry, hdu) {
+    const data = await call("GET", "fits", undefined, hdu === undefined ? {path: entry.path} : {path: entry.path, hdu});
+    const header = el("pre", {class: "fits-header"});
+    header.textContent = data.header;
+    const hdus = el("ul", {class: "fits-hdus"});
+    for (const h of data.hdus) {
+      const what = h.shape ? " " + h.shape.join("\u00d7") : (h.rows !== undefined && h.rows !== null ? ", " + h.rows + " rows" : "");
+      const label = `${h.index}: ${h.name} (${h.kind}${what})`;
+      const item = el("li", {"data-hdu": String(h.index), class: h.index === data.hdu ? "current" : ""});
+      if (h.error) item.append(el("span", {class: "error"}, label + ": " + h.error));
+      else if (h.index === data.hdu) item.append(label);
+      else {
+        const a = el("a", {href: "#"}, label);
+        a.addEventListener("click", (ev) => {
+          ev.preventDefault();
+          fitsPreview(body, entry, h.index).catch((e) => body.replaceChildren(
+            el("p", {class: "error"}, "Cannot preview " + entry.name + ": " + e.message)));
+        });
+        item.append(a);
+      }
+      hdus.append(item);
+    }
+    const side = el("div", {}, hdus);
+    if (data.image) side.append(el("img", {class: "fits-image", alt: "HDU " + data.hdu, src: data.image}));
+    else if (data.image_error) side.append(el("p", {class: "error fits-image-error"}, data.image_error));
+    if (data.columns) {
+      const rows = data.columns.map((c) => el("tr", {}, el("td", {}, c.name), el("td", {}, c.format),
+                                                el("td", {}, c.unit), el("td", {}, c.dim)));
+      side.append(el("p", {}, data.columns.length + " columns, " + data.rows + " rows"),
+        el("table", {class: "fits-columns"},
+           el("thead", {}, el("tr", {}, el("th", {}, "Column"), el("th", {}, "Format"), el("th", {}, "Unit"), el("th", {}, "Dim"))),
+           el("tbody", {}, ...rows)));
+    } else if (!data.image && !data.image_error) side.append(el("p", {}, "No image in this HDU"));
+    body.replaceChildren(el("div", {class: "fits"}, side, header));
   }
 
   // ---- actions ------------------------------------------------------------------------------
