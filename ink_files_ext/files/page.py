@@ -38,6 +38,7 @@ class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHan
                 "roots": [r.as_json() for r in self.roots.all],
                 "start": self.get_argument("path", self.roots.home.path),
                 "vendor": vendor,
+                "icons": self.static_url("ink_icons.svg"),
                 "shell_url": self.base_url + "ink/shell",
                 "anonymous_shares": self.settings["ink_files_anonymous_shares"],
             },

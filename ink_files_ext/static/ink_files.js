@@ -92,9 +92,8 @@
   function row(entry) {
     const check = el("input", {type: "checkbox", "aria-label": "select " + entry.name});
     check.addEventListener("change", () => { toggle(entry.path, check.checked); });
-    const icon = entry.type === "directory" ? "\u{1F4C1}" : (entry.link ? "\u{1F517}" : "\u{1F4C4}");
     const link = el("a", {class: "entry", href: "#", "data-path": entry.path, "data-type": entry.type},
-                    el("span", {class: "icon"}, icon), entry.name);
+                    iconFor(entry), entry.name);
     link.addEventListener("click", (ev) => { ev.preventDefault(); open(entry); });
     const tr = el("tr", {"data-path": entry.path},
       el("td", {class: "check"}, check), el("td", {class: "name"}, link),
@@ -102,6 +101,30 @@
       el("td", {class: "num"}, entry.type === "directory" ? "" : humanSize(entry.size)),
       el("td", {}, new Date(entry.mtime * 1000).toLocaleString()));
     return tr;
+  }
+  // file-type icons: SVG symbols shipped in ink_icons.svg (an emoji needs a font servers lack)
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CODE_EXT = /\.(py|c|cc|cpp|cxx|h|hh|hpp|C|sh|bash|zsh|csh|js|ts|java|go|rs|f|f90|for|jl|r|cmake|mac|tex|html?|css|xml|jdl|sub|slurm)$/i;
+  const ARCHIVE_EXT = /\.(zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz|gz|bz2|xz|zst|7z|rar)$/i;
+  function iconName(entry) {
+    if (entry.type === "directory") return "folder";
+    if (entry.link) return "link";
+    const kind = kindOf(entry.name);
+    if (kind === "text") return CODE_EXT.test(entry.name) ? "code" : "text";
+    if (kind) return kind;  // image, pdf, fits, root
+    return ARCHIVE_EXT.test(entry.name) ? "archive" : "file";
+  }
+  function iconFor(entry) {
+    const name = iconName(entry);
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "icon");
+    svg.setAttribute("viewBox", "0 0 16 16");
+    svg.setAttribute("aria-hidden", "true");
+    svg.dataset.icon = name;
+    const use = document.createElementNS(SVG_NS, "use");
+    use.setAttribute("href", config.icons + "#" + name);
+    svg.append(use);
+    return svg;
   }
   function toggle(path, on) {
     if (on) state.selected.add(path); else state.selected.delete(path);
