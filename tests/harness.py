@@ -96,7 +96,8 @@ c.JupyterHub.cleanup_servers = False
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "test-password"
 c.Authenticator.allowed_users = {set(TEST_USERS)!r}
-c.JupyterHub.services = [{{"name": "ink-test", "api_token": {self.token!r}}}]
+c.JupyterHub.services = [*(c.JupyterHub.services if "services" in c.JupyterHub else []),  # INK's (the culler)
+                         {{"name": "ink-test", "api_token": {self.token!r}}}]
 c.JupyterHub.load_roles.append({{"name": "ink-test", "services": ["ink-test"],  # after INK's roles
     "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
                "access:servers", "read:servers", "admin:server_state", "admin:groups"]}})
