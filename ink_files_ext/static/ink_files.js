@@ -156,6 +156,8 @@
     if (TEXT_EXT.test(name) || /^(Makefile|Dockerfile|README|LICENSE|CMakeLists\.txt)$/.test(name)) return "text";
     return null;
   }
+  const cannot = (entry, e) => "Cannot preview " + entry.name + ": " +
+    (e.message.startsWith(entry.name + ": ") ? e.message.slice(entry.name.length + 2) : e.message);
   async function preview(entry) {
     const kind = kindOf(entry.name);
     if (!kind) { location.href = downloadUrl(entry.path); return; }
@@ -204,7 +206,7 @@
         body.replaceChildren(frame);
       }
     } catch (e) {
-      body.replaceChildren(el("p", {class: "error"}, "Cannot preview " + entry.name + ": " + e.message));
+      body.replaceChildren(el("p", {class: "error"}, cannot(entry, e)));
     }
   }
   // FITS: the HDU list (click one to show it), its header, and its image or its table's columns
@@ -223,8 +225,7 @@
         const a = el("a", {href: "#"}, label);
         a.addEventListener("click", (ev) => {
           ev.preventDefault();
-          fitsPreview(body, entry, h.index).catch((e) => body.replaceChildren(
-            el("p", {class: "error"}, "Cannot preview " + entry.name + ": " + e.message)));
+          fitsPreview(body, entry, h.index).catch((e) => body.replaceChildren(el("p", {class: "error"}, cannot(entry, e))));
         });
         item.append(a);
       }
