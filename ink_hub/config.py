@@ -17,7 +17,7 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, dashboard, scopes, service_plugins, session_api, shares, ssh_api
+from . import credentials_api, culler, dashboard, installed, scopes, service_plugins, session_api, shares, ssh_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
@@ -65,6 +65,8 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
 
 def apply_site(c, site: SiteConfig) -> None:
     """Wire a validated site configuration into the hub's config."""
+    # a one-machine hub offers only the apps installed here (the demo): drop the others first
+    missing = installed.restrict(site) if site.catalogue.site.only_installed_apps else {}
     catalogue = site.catalogue
     # the CAs' settings come from the hub: section (SSHCertificateAuthority.key_file, ...)
     ssh_ca = SSHCertificateAuthority(config=Config(site.hub_config))
@@ -92,7 +94,8 @@ def apply_site(c, site: SiteConfig) -> None:
     # the INK authenticators admit members of the catalogue's experiments: one mapping
     c.InkOIDCAuthenticator.experiments_for = resolver.experiments_for
     c.KerberosAuthenticator.experiments_for = resolver.experiments_for
-    c.JupyterHub.extra_handlers.extend(dashboard.handlers(resolver, keeper))
+    c.JupyterHub.extra_handlers.extend(dashboard.handlers(
+        resolver, keeper, not_installed=installed.install_hints(catalogue, missing)))
     c.JupyterHub.extra_handlers.extend(shares.handlers(share_links, allow_anonymous=catalogue.site.anonymous_shares))
     extension = catalogue.site.walltime_extension
     if extension is not None:
@@ -110,6 +113,8 @@ def apply_site(c, site: SiteConfig) -> None:
     # service plugins the catalogue's experiments list: their JupyterHub services and access check
     c.JupyterHub.extra_handlers.extend(service_plugins.handlers(resolver))
     service_plugins.configure_services(c, catalogue, service_plugins.InkServices(config=Config(site.hub_config)))
+    if catalogue.site.idle_culler is not None:
+        culler.configure(c, catalogue.site.idle_culler)  # after the site's own services and roles
     # a site's own templates (hub: JupyterHub: template_paths) come first, INK's after them
     ours = str(Path(__file__).parent / "templates")
     site_paths = list(c.JupyterHub.template_paths) if "template_paths" in c.JupyterHub else []

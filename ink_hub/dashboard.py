@@ -22,8 +22,22 @@ from .catalogue.resolve import CatalogueResolver
 from .kerberos import STATE_KEY, Ticket
 
 
-def session_rows(user, catalogue) -> list[dict]:
-    """The user's sessions (named servers) with their job, profile and state."""
+async def offered_apps(resolver: CatalogueResolver, user) -> set[str]:
+    """The apps this user may start (in any of their experiments)."""
+    hub_groups = {g.name for g in user.groups}
+    offered: set[str] = set()
+    for exp_name in await resolver.experiments_for(user.name, hub_groups):
+        offered.update(resolver.apps_of(user.name, exp_name))
+    return offered
+
+
+def session_rows(user, catalogue, offered: set[str] | None = None) -> list[dict]:
+    """The user's sessions (named servers) with their job, profile and state.
+
+    A stopped server of an app the user cannot start is left out: JupyterHub creates the
+    server's record when its spawn page is merely opened, so a refused spawn page would
+    otherwise leave a "stopped" row of an app the panel does not offer.
+    """
     rows = []
     for name in sorted(user.orm_spawners):
         if not name:
@@ -37,6 +51,8 @@ def session_rows(user, catalogue) -> list[dict]:
             state = "stopping"
         else:
             state = "stopped"
+        if state == "stopped" and offered is not None and name not in offered:
+            continue
         options = spawner.user_options or {}
         app = catalogue.apps.get(name)
         if state == "starting":
@@ -94,9 +110,10 @@ def sparkline_svg(series: list[tuple[float, int, int]], width: int = 160, height
 
 
 class InkPageHandler(BaseHandler):
-    def initialize(self, resolver: CatalogueResolver, keeper=None):
+    def initialize(self, resolver: CatalogueResolver, keeper=None, not_installed=()):
         self.resolver = resolver
         self.keeper = keeper
+        self.not_installed = list(not_installed)
 
     async def credential_warning(self, user) -> str:
         """The user's Kerberos ticket warning (it cannot be renewed any more), if any."""
@@ -154,7 +171,8 @@ class DashboardHandler(InkPageHandler):
             shell_url=shell_url,
             files_url=files_url,
             plugin_services=service_plugins.tiles_for(cat, experiments, self.hub.base_url, self.base_url, user),
-            sessions=session_rows(user, cat),
+            sessions=session_rows(user, cat, await offered_apps(self.resolver, user)),
+            not_installed=self.not_installed,
             usage_chart=bar_chart_svg(self._sessions_by_app()),
             overview=overview,
             sampled=bool(sampler.samples),
@@ -176,10 +194,11 @@ class SessionsAPIHandler(InkPageHandler):
     """GET /hub/ink/api/sessions: the current user's sessions, polled by the panel."""
 
     @web.authenticated
-    def get(self):
+    async def get(self):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish({"sessions": session_rows(self.current_user, self.catalogue)})
+        user = self.current_user
+        self.finish({"sessions": session_rows(user, self.catalogue, await offered_apps(self.resolver, user))})
 
 
 #: icons shipped with INK's apps (ink_proxy_ext/icons), by the name a catalogue entry gives
@@ -213,9 +232,11 @@ class AppIconHandler(InkPageHandler):
         self.finish(data)
 
 
-def handlers(resolver: CatalogueResolver, keeper=None) -> list[tuple]:
+def handlers(resolver: CatalogueResolver, keeper=None, not_installed=()) -> list[tuple]:
+    """``not_installed``: ``[{app, title, lacks, install}]`` for the panel's note (the demo)."""
     return [
-        (r"/ink/?", DashboardHandler, {"resolver": resolver, "keeper": keeper}),
+        (r"/ink/?", DashboardHandler, {"resolver": resolver, "keeper": keeper,
+                                       "not_installed": list(not_installed)}),
         (r"/ink/icons/([a-z][a-z0-9_-]{0,31})", AppIconHandler, {"resolver": resolver}),
         (r"/ink/api/sessions", SessionsAPIHandler, {"resolver": resolver}),
     ]

@@ -36,11 +36,19 @@ class SpawnForm:
             # The unnamed server is no app. JupyterHub 6 also re-renders a refused form with
             # the unnamed spawner instead of the app's: its error shows above, and these links
             # lead back to the apps' menus.
+            offered = set()
+            hub_groups = {g.name for g in getattr(spawner.user, "groups", [])}
+            for exp in await self.resolver.experiments_for(spawner.user.name, hub_groups):
+                offered.update(self.resolver.apps_of(spawner.user.name, exp))
             return _TEMPLATES.get_template("ink_choose_app.html").render(
                 apps=[(app.title, url_path_join(spawner.hub.base_url, "spawn",
                                                 spawner.user.escaped_name, name))
-                      for name, app in self.catalogue.apps.items()])
+                      for name, app in self.catalogue.apps.items() if name in offered])
         cat = self.catalogue
+        if spawner.name not in cat.apps:
+            return _TEMPLATES.get_template("ink_spawn_refused.html").render(
+                reason=f"There is no app named {spawner.name!r} on {cat.site.name}.",
+                panel_url=url_path_join(spawner.hub.base_url, "ink"))
         app = spawner.app_info()
         if app.name in cat.apps and not cat.apps[app.name].form:
             return ""  # starts at once with the experiment's defaults
@@ -75,6 +83,12 @@ class SpawnForm:
                 "presets": [{"name": p, "title": cat.presets[p].title} for p in exp.presets],
                 "chosen_preset": preset,
             })
+        if not experiments:
+            # refused: the page shows why and no Start button (templates/spawn.html)
+            return _TEMPLATES.get_template("ink_spawn_refused.html").render(
+                reason=f"You are not a member of any experiment that offers {app.title} on "
+                       f"{cat.site.name}. Ask your site's INK administrators to add you.",
+                panel_url=url_path_join(spawner.hub.base_url, "ink"))
         chosen_exp = last.get("experiment") if last.get("experiment") in [e["name"] for e in experiments] \
             else (experiments[0]["name"] if experiments else None)
         return _TEMPLATES.get_template("ink_spawn_form.html").render(

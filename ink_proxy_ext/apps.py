@@ -6,6 +6,7 @@ keeps the two in step. The job side reads this table for the JupyterLab launcher
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from dataclasses import dataclass
@@ -59,6 +60,47 @@ def find_program(name: str, env_var: str, *fallbacks: str) -> str:
         if os.access(path, os.X_OK):
             return path
     raise RuntimeError(f"{name} is not installed on this node (set ${env_var} or run scripts/install-apps)")
+
+
+#: where scripts/install-apps links code-server when it is not on PATH
+CODE_SERVER_FALLBACK = "/opt/ink-apps/node_modules/.bin/code-server"
+
+#: what each app needs on the machine it runs on: (what, how to find it, how to install it)
+STACKS: dict[str, list[tuple[str, tuple, str]]] = {
+    "jupyter": [("JupyterLab", ("module", "jupyterlab"), "pip install jupyterlab")],
+    "vscode": [("code-server", ("program", "code-server", "INK_CODE_SERVER", CODE_SERVER_FALLBACK),
+                "scripts/install-apps")],
+    "desktop": [("Xvnc (TigerVNC)", ("program", "Xvnc", "INK_XVNC"), "scripts/install-apps"),
+                ("openbox", ("program", "openbox", "INK_WINDOW_MANAGER"), "scripts/install-apps"),
+                ("xterm", ("program", "xterm", ""), "scripts/install-apps")],
+    "rootbrowse": [("JSROOT", ("file", "jsroot/modules/gui.mjs"), "scripts/build-assets")],
+}
+
+
+def missing_stack(name: str) -> list[tuple[str, str]]:
+    """What app ``name`` lacks on this machine, as (what, how to install it); [] when complete.
+
+    The same look-ups the apps make when they start (``find_program``, the JSROOT assets), so a
+    hub that runs its sessions on this machine (the demo's local backend) offers only apps that
+    start. An app INK does not ship (a site's own) is assumed complete.
+    """
+    missing = []
+    for what, probe, install in STACKS.get(name, []):
+        kind, *args = probe
+        if kind == "module":
+            found = importlib.util.find_spec(args[0]) is not None
+        elif kind == "file":
+            found = (STATIC / args[0]).is_file()
+        else:
+            program, env_var, *fallbacks = args
+            try:
+                path = find_program(program, env_var or f"INK_{program.upper()}", *fallbacks)
+            except RuntimeError:
+                path = ""
+            found = bool(path) and os.access(shutil.which(path) or path, os.X_OK)
+        if not found:
+            missing.append((what, install))
+    return missing
 
 
 def private_dir(*parts: str) -> str:

@@ -13,7 +13,7 @@ import json
 import os
 import pwd
 
-from .apps import APPS, find_program, private_dir
+from .apps import APPS, CODE_SERVER_FALLBACK, find_program, private_dir
 
 APP = APPS["vscode"]
 
@@ -41,8 +41,7 @@ def user_data_dir() -> str:
 
 def command() -> list[str]:
     """code-server's argv; resolved when the app starts so a missing binary is a clear error."""
-    program = find_program("code-server", "INK_CODE_SERVER",
-                           "/opt/ink-apps/node_modules/.bin/code-server")
+    program = find_program("code-server", "INK_CODE_SERVER", CODE_SERVER_FALLBACK)
     folder = os.environ.get("INK_VSCODE_FOLDER") or os.path.expanduser("~")
     return [
         program,

@@ -69,6 +69,30 @@ def test_hub_section_becomes_traitlets_config(tmp_path):
     assert callable(c.InkSpawner.resolver)
 
 
+def test_idle_culler_is_a_managed_service_with_only_its_scopes(tmp_path):
+    """site.idle_culler → JupyterHub's managed service running jupyterhub-idle-culler, and a
+    role with exactly the four scopes it needs (no admin), next to the site's own services."""
+    site = load_site([write(tmp_path, "site.yaml", """
+site: {idle_culler: {timeout: "2:00:00", every: 300, max_age: "72:00:00"}}
+hub: {JupyterHub: {services: [{name: monitor, api_token: x}]}}
+""")])
+    c = Config()
+    apply_site(c, site)
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"monitor", "idle-culler"}
+    assert services["idle-culler"]["command"][1:] == [
+        "-m", "jupyterhub_idle_culler", "--timeout=7200", "--cull-every=300", "--concurrency=10",
+        "--max-age=259200"]
+    role = next(r for r in c.JupyterHub.load_roles if r["name"] == "idle-culler")
+    assert role["services"] == ["idle-culler"]
+    assert sorted(role["scopes"]) == ["delete:servers", "list:users", "read:servers", "read:users:activity"]
+    # off unless asked for
+    c = Config()
+    apply_site(c, load_site([]))
+    assert "services" not in c.JupyterHub or not any(
+        s.get("name") == "idle-culler" for s in c.JupyterHub.services)
+
+
 @pytest.mark.parametrize("text, where, reason", [
     ("experiments: {juno: {title: J, apps: [nosuchapp]}}", "experiments.juno", "'nosuchapp' is not defined in apps"),
     ("limits: {memory: lots}", "limits.memory", "not a size"),
@@ -81,6 +105,8 @@ def test_hub_section_becomes_traitlets_config(tmp_path):
      "experiments.juno", "default_image 'alma9' is not in images"),
     ("overrides: {alice: {experiments: [cms]}}", "overrides.alice.experiments", "'cms' is not an experiment"),
     ("hub: {jupyterhub: {bind_url: x}}", "hub.jupyterhub", "must be a class name"),
+    ("site: {idle_culler: {timeout: soon}}", "site.idle_culler.timeout", "not a duration"),
+    ("site: {idle_culler: {every: 0}}", "site.idle_culler.every", "positive duration"),
     ("experiments: {juno: {title: J, apps: [jupyter], kernels: {k: {display_name: K, argv: [python]}}}}",
      "experiments.juno.kernels.k.argv", "{connection_file}"),
 ])

@@ -3,6 +3,7 @@ operations, and the attacks (traversal, symlinks, CSRF, oversize, disk full)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -331,6 +333,111 @@ def test_fits_preview(server):
     assert decoded.shape == (300, 200) and decoded.std() > 20
     server.write("not.fits", "hello")
     assert server.get("fits", params={"path": "not.fits"}).status_code == 415
+
+
+def _astropy_fits_samples() -> list[Path]:
+    import astropy
+
+    data = Path(astropy.__file__).parent / "io" / "fits" / "tests" / "data"
+    return sorted(p for p in data.rglob("*") if p.is_file() and ".fits" in p.name)
+
+
+ASTROPY_FITS = _astropy_fits_samples()
+
+
+def test_astropy_ships_fits_test_data():
+    """The parametrized test below must have files to run on (astropy's own test data)."""
+    assert len(ASTROPY_FITS) >= 30 and any(p.name == "o4sp040b0_raw.fits" for p in ASTROPY_FITS)
+
+
+@pytest.mark.parametrize("sample", ASTROPY_FITS, ids=lambda p: p.name)
+def test_fits_preview_of_astropy_test_data(server, sample):
+    """Every FITS file astropy ships as test data previews (issue 20): HST's raw frame with
+    BZERO/BSCALE, BLANK, compressed images, random groups, ASCII and binary tables, LZW (.Z).
+    Each HDU answers 200; an image is drawn (no error) and a table lists astropy's columns."""
+    import warnings
+
+    import numpy as np
+    from astropy.io import fits
+
+    server.write(f"astropy/{sample.name}", sample.read_bytes())
+    first = server.get("fits", params={"path": f"astropy/{sample.name}"})
+    assert first.status_code == 200, first.text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(sample, memmap=False) as expected:
+            assert len(first.json()["hdus"]) == len(expected)
+            for i, h in enumerate(expected):
+                r = server.get("fits", params={"path": f"astropy/{sample.name}", "hdu": str(i)})
+                assert r.status_code == 200, (i, r.text)
+                body = r.json()
+                assert body["hdu"] == i and body["header"].startswith(("SIMPLE", "XTENSION"))
+                assert "Unhandled" not in r.text
+                kind = type(h).__name__
+                assert body["hdus"][i]["kind"] == kind
+                if h.is_image and kind != "GroupsHDU" and h.shape and len(h.shape) >= 2 and min(h.shape) > 0:
+                    assert body["image_error"] is None, body["image_error"]
+                    png = decode_gray_png(base64.b64decode(body["image"].split(",", 1)[1]))
+                    step = max(1, -(-max(h.shape[-2:]) // 1024))
+                    assert png.shape == tuple(-(-n // step) for n in h.shape[-2:])
+                    plane = np.asarray(h.data[(0,) * (h.data.ndim - 2)], dtype="float64")
+                    if np.isfinite(plane).any() and np.nanstd(plane) > 0 and step == 1:
+                        assert png.std() > 0, "a picture, not a flat grey"
+                elif hasattr(h, "columns") and not h.is_image:
+                    assert [c["name"] for c in body["columns"]] == list(h.columns.names)
+                    rows = h.header["GCOUNT"] if kind == "GroupsHDU" else h.header["NAXIS2"]
+                    assert body["rows"] == rows
+
+
+def test_fits_preview_of_a_huge_file_reads_only_the_thumbnail(server):
+    """A 3 GiB scaled (BZERO) image: the preview reads its thumbnail's rows, not the file."""
+    from astropy.io import fits
+
+    side = 40000
+    header = fits.Header([("SIMPLE", True), ("BITPIX", 16), ("NAXIS", 2), ("NAXIS1", side),
+                          ("NAXIS2", side), ("BZERO", 32768), ("BSCALE", 1)])
+    path = server.write("huge.fits", header.tostring().encode())
+    size = -(-(len(header.tostring()) + side * side * 2) // 2880) * 2880
+    os.truncate(path, size)  # sparse: no disk space used
+    before = _bytes_read(server.proc.pid)
+    r = server.get("fits", params={"path": "huge.fits"})
+    read = _bytes_read(server.proc.pid) - before
+    assert r.status_code == 200 and r.json()["image"] and r.json()["image_error"] is None, r.text
+    assert read < size // 20, f"{read} bytes read for a preview of a {size}-byte file"
+
+
+def _bytes_read(pgid: int) -> int:
+    """Bytes the server's processes have read (rchar of /proc/PID/io, summed over its group)."""
+    total = 0
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.getpgid(int(p)) != pgid:
+                    continue
+                with open(f"/proc/{p}/io") as f:
+                    total += int(next(line for line in f if line.startswith("rchar:")).split()[1])
+            except (OSError, ProcessLookupError, StopIteration):
+                continue
+    return total
+
+
+def test_fits_preview_errors_say_what_and_why(server):
+    """No bare "Unhandled error": a damaged file names what could not be read and why."""
+    import numpy as np
+    from astropy.io import fits
+
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((300, 200), "int16"), name="SCI")]).writeto(buf)
+    server.write("cut.fits", buf.getvalue()[:2880 * 3 + 1000])  # the image's data cut short
+    r = server.get("fits", params={"path": "cut.fits"})
+    assert r.status_code == 200 and [h["name"] for h in r.json()["hdus"]] == ["PRIMARY", "SCI"]
+    assert r.json()["image"] is None
+    assert "HDU 1" in r.json()["image_error"] and "cut short" in r.json()["image_error"]
+    server.write("garbage.fits", b"SIMPLE  =                    T" + b" " * 50 + b"BITPIX  = banana" + b" " * 2800)
+    r = server.get("fits", params={"path": "garbage.fits"})
+    assert r.status_code == 415 and r.json()["message"].startswith("garbage.fits: not a readable FITS file (")
+    r = server.get("fits", params={"path": "cut.fits", "hdu": "7"})
+    assert r.status_code == 400 and r.json()["message"] == "hdu: between 0 and 1"
 
 
 def decode_gray_png(png: bytes):

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -349,3 +351,88 @@ def test_root_file_preview_draws_a_histogram(browser, hub, workdir, tmp_path):
     frame.locator("svg text", has_text="This is the px distribution").first.wait_for(timeout=UI_TIMEOUT)
     assert frame.locator("svg text", has_text="75000").count() >= 1  # the stats box: entries
     shot(alice, tmp_path, "files-root-preview.png")
+
+
+def test_file_type_icons_are_svg_and_render_without_emoji_fonts(browser, hub, workdir, tmp_path):
+    """Each row's icon is an SVG symbol shipped with the file manager (issue 20: emoji glyphs
+    showed as missing-glyph boxes where no emoji font is installed). The icon is drawn (its
+    symbol resolved, not an empty box), and the name cell holds only the name."""
+    subprocess.run(["runuser", "-u", "alice", "--", "mkdir", "-p", str(workdir / "folder")], check=True)
+    kinds = {"folder": "folder", "notes.txt": "text", "fit.py": "code", "plot.png": "image",
+             "paper.pdf": "pdf", "sky.fits": "fits", "run.root": "root", "data.tar.gz": "archive",
+             "blob.bin": "file", "alias": "link"}
+    for name in kinds:
+        if name not in ("folder", "alias"):
+            subprocess.run(["runuser", "-u", "alice", "--", "touch", str(workdir / name)], check=True)
+    subprocess.run(["runuser", "-u", "alice", "--", "ln", "-s", "notes.txt", str(workdir / "alias")], check=True)
+    alice = login(browser, hub, "alice")
+    if not (hub.server("alice", "portal") or {}).get("ready"):
+        hub.start_and_wait("alice", "portal")
+    alice.set_viewport_size({"width": 1100, "height": 700})
+    alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
+    entry(alice, "blob.bin").wait_for()
+    for name, icon in kinds.items():
+        link = entry(alice, name)
+        assert link.locator("svg.icon").get_attribute("data-icon") == icon, name
+        assert link.inner_text().strip() == name, "no glyph next to the name"
+    # every symbol resolved from the shipped sprite: the <use> has a drawn box
+    alice.wait_for_function("""() => [...document.querySelectorAll('#ink-table svg.icon use')]
+        .every(u => { const b = u.getBBox(); return b.width > 4 && b.height > 4; })""", timeout=15_000)
+    sprite = requests.get(f"{hub.url}/user/alice/portal/static/ink_files_ext/ink_icons.svg",
+                          headers={"Authorization": f"token {hub.user_token('alice')}"}, timeout=30)
+    assert sprite.status_code == 200 and sprite.headers["Content-Type"].startswith("image/svg+xml")
+    assert set(kinds.values()) <= set(re.findall(r'<symbol id="([a-z]+)"', sprite.text))
+    shot(alice, tmp_path, "files-icons.png")
+
+
+def test_fits_files_astropy_ships_preview_in_the_browser(browser, hub, workdir, tmp_path):
+    """HST's raw frame (BZERO/BSCALE, issue 20) shows its HDU list, header and picture; a
+    table HDU chosen in the list shows its columns; a damaged file says what and why."""
+    import astropy
+
+    data = Path(astropy.__file__).parent / "io" / "fits" / "tests" / "data"
+    subprocess.run(["runuser", "-u", "alice", "--", "mkdir", str(workdir)], check=True)
+    for name in ("o4sp040b0_raw.fits", "tb.fits"):
+        shutil.copy(data / name, workdir / name)
+    (workdir / "cut.fits").write_bytes((data / "test0.fits").read_bytes()[:2880 * 3])
+    subprocess.run(["chown", "-R", "alice:", str(workdir)], check=True)
+    alice = login(browser, hub, "alice")
+    if not (hub.server("alice", "portal") or {}).get("ready"):
+        hub.start_and_wait("alice", "portal")
+    alice.set_viewport_size({"width": 1280, "height": 900})
+    alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
+    entry(alice, "o4sp040b0_raw.fits").click()
+    alice.wait_for_function("() => { const i = document.querySelector('#ink-preview-body img.fits-image');"
+                            " return i && i.complete && i.naturalWidth === 62; }", timeout=30_000)
+    assert alice.locator("#ink-preview-body .fits-hdus li").count() == 7
+    assert "BZERO   =                32768" in alice.inner_text("#ink-preview-body .fits-header")
+    shot(alice, tmp_path, "files-fits-preview.png")
+    alice.click("#ink-preview button")
+    entry(alice, "tb.fits").click()
+    alice.wait_for_selector("#ink-preview-body table.fits-columns")
+    columns = alice.locator("#ink-preview-body table.fits-columns tbody td:first-child").all_inner_texts()
+    assert columns == ["c1", "c2", "c3", "c4"]
+    alice.click("#ink-preview-body .fits-hdus li[data-hdu='0'] a")  # the primary HDU, from the list
+    alice.wait_for_selector("#ink-preview-body .fits-hdus li.current[data-hdu='0']")
+    alice.click("#ink-preview button")
+    entry(alice, "cut.fits").click()
+    alice.wait_for_selector("#ink-preview-body .error")
+    text = alice.inner_text("#ink-preview-body")
+    assert "Unhandled" not in text, text
+    assert text.startswith("Cannot preview cut.fits: not a readable FITS file (Header missing END card"), text
+
+
+def test_services_tiles_ask_the_hub_first_no_400_in_the_console(browser, hub):
+    """Files and EShell while the portal runs: no 'already running' 400 (issue 20), in the
+    console or on the wire; the tile still opens the page."""
+    if not (hub.server("alice", "portal") or {}).get("ready"):
+        hub.start_and_wait("alice", "portal")
+    alice = login(browser, hub, "alice")
+    problems = []
+    alice.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    alice.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    for tile, page in (("files", "ink/files"), ("eshell", "ink/shell")):
+        alice.goto(f"{hub.url}/hub/ink")
+        alice.click(f"#ink-service-{tile}")
+        alice.wait_for_url(f"**/user/alice/portal/{page}**", timeout=60_000)
+    assert not problems, problems

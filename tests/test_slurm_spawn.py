@@ -352,3 +352,44 @@ c.SlurmBackend.sbatch = "/opt/nowhere/sbatch"
     r = hub.request_server("alice", "jupyter")
     assert r.status_code == 503, r.text
     assert "/opt/nowhere/sbatch" in r.json()["message"]
+
+
+def _culler_processes(hub_pid: int) -> list[list[str]]:
+    """The command lines of jupyterhub-idle-culler processes started by this hub."""
+    found = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    cmd = [c.decode() for c in f.read().split(b"\0") if c]
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if "jupyterhub_idle_culler" in cmd and ppid == hub_pid:
+                found.append(cmd)
+    return found
+
+
+def test_idle_culler_stops_an_idle_session_and_its_job_leaves_the_queue(hub_factory, dev_slurm):
+    """site.idle_culler: the real jupyterhub-idle-culler (PyPI), run by the hub as a managed
+    service with only its four scopes, stops an idle Slurm session; its job leaves the queue."""
+    from .harness import TEST_CATALOGUE
+
+    hub = hub_factory(SLURM_HUB_CONFIG, backend="slurm",
+                      catalogue=TEST_CATALOGUE + "site: {idle_culler: {timeout: 20, every: 5}}\n")
+    culler = wait_for(lambda: _culler_processes(hub.proc.pid), 30, 0.5, "the culler service running")
+    assert "--timeout=20" in culler[0] and "--cull-every=5" in culler[0]
+    hub.start_and_wait("dave", "jupyter")
+    job_id = hub.spawner_state("dave", "jupyter")["job_id"]
+    assert job_id in squeue_active("dave")
+    started = time.monotonic()
+
+    def culled():
+        server = hub.server("dave", "jupyter")
+        return not server and job_id not in squeue_active("dave")
+
+    # idle for 20 s, noticed within one 5 s round, stopped within the spawner's stop timeout
+    wait_for(culled, 120, 1, "the idle session culled and its job gone")
+    assert time.monotonic() - started >= 15, "culled before it had been idle for the timeout"
+    assert "Culling server dave/jupyter" in hub.log_text() or "Culling server dave" in hub.log_text()

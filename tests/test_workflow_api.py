@@ -162,6 +162,28 @@ def test_cli_job_runs_as_user_and_output_comes_back(hub, tmp_path):
     assert ink(tmp_path, "jobs", "ls").returncode == 3
 
 
+def test_json_mode_errors_are_json_only(portal, tmp_path):
+    """`ink --json` on an error: stdout carries one JSON object naming the error, and stderr
+    nothing (issue 20: a plain `ink: HTTP 400` line used to follow the JSON)."""
+    tok = token(portal, "alice", FULL)
+    ink(tmp_path, "login", "--hub", portal.url, "--token", tok, check=True)
+    cases = [
+        (("--json", "jobs", "submit", "--cpus", "64", "--", "true"), 6, 400, "cpus"),  # the hub refuses
+        (("--json", "jobs", "show", "no-such-job"), 5, 404, ""),
+        (("jobs", "ls", "--json", "--state", "bogus"), 2, None, "state"),  # a usage error
+    ]
+    for args, code, status, word in cases:
+        r = ink(tmp_path, *args)
+        assert r.returncode == code, (args, r.stdout, r.stderr)
+        assert r.stderr == "", f"ink {' '.join(args)} wrote to stderr: {r.stderr!r}"
+        answer = json.loads(r.stdout)
+        assert answer["exit_code"] == code and answer["status"] == status, answer
+        assert word in answer["error"], answer
+    assert ink(tmp_path, "logout", check=True).returncode == 0
+    r = ink(tmp_path, "--json", "jobs", "ls")  # not logged in
+    assert r.returncode == 3 and r.stderr == "" and json.loads(r.stdout)["exit_code"] == 3
+
+
 def test_least_privilege_token_of_the_guide(hub, tmp_path):
     """The token the user guide suggests for a jobs workflow is enough: it starts the portal
     on demand and submits, and nothing more (no sessions, no files scope)."""

@@ -346,7 +346,7 @@ def cmd_sessions_stop(args, out: Out) -> int:
 # ---- parser -----------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = JsonAwareParser(add_help=False)
     # SUPPRESS: `ink --json jobs ls` and `ink jobs ls --json` both work (a subcommand's default
     # would otherwise overwrite the top-level flag)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
@@ -354,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars")
 
-    p = argparse.ArgumentParser(prog="ink", description="INK Hub client: batch jobs, files and "
+    p = JsonAwareParser(prog="ink", description="INK Hub client: batch jobs, files and "
                                 "sessions with a hub token.", epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     p.add_argument("--version", action="version", version=f"ink {__version__}")
@@ -455,24 +455,54 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class JsonAwareParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one JSON object on stdout under ``--json``.
+
+    A script that runs ``ink --json ...`` parses stdout; a usage line on stderr next to it is
+    noise it cannot tell from the answer.
+    """
+
+    def error(self, message):
+        if "--json" in (getattr(self, "_ink_argv", None) or ()):
+            print(json.dumps({"error": f"{self.prog}: {message}", "status": None, "exit_code": 2}))
+            raise SystemExit(2)
+        super().error(message)
+
+
+def _error(out: Out, message: str, exit_code: int, status: int | None = None) -> int:
+    """Report a failure: in JSON mode one object on stdout and nothing on stderr."""
+    if out.json:
+        print(json.dumps({"error": message, "status": status, "exit_code": exit_code}))
+    else:
+        print(f"ink: {message}", file=sys.stderr)
+    return exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    for sub in _all_parsers(p):
+        sub._ink_argv = list(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(argv)
     out = Out(args)
     try:
         return args.func(args, out)
     except InkError as e:
-        if out.json:
-            print(json.dumps({"error": str(e), "status": e.status, "exit_code": e.exit_code}))
-        print(f"ink: {e}", file=sys.stderr)
-        return e.exit_code
+        return _error(out, str(e), e.exit_code, e.status)
     except KeyboardInterrupt:
-        print("ink: interrupted", file=sys.stderr)
-        return 130
+        return _error(out, "interrupted", 130)
     except OSError as e:
-        print(f"ink: {e}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return _error(out, str(e), EXIT_UNAVAILABLE)
     finally:
         out.close()
+
+
+def _all_parsers(p: argparse.ArgumentParser):
+    """The parser and all its subcommand parsers (each reports its own usage errors)."""
+    yield p
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _all_parsers(child)
 
 
 if __name__ == "__main__":

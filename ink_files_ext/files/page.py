@@ -38,6 +38,7 @@ class FilesPageHandler(ExtensionHandlerJinjaMixin, FilesHandlerMixin, JupyterHan
                 "roots": [r.as_json() for r in self.roots.all],
                 "start": self.get_argument("path", self.roots.home.path),
                 "vendor": vendor,
+                "icons": self.static_url("ink_icons.svg"),
                 "shell_url": self.base_url + "ink/shell",
                 "anonymous_shares": self.settings["ink_files_anonymous_shares"],
             },
@@ -79,7 +80,15 @@ class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
         hdu = self.get_argument("hdu", None)
         if hdu is not None and not hdu.isdigit():
             raise FilesError(400, "hdu: an HDU number")
-        self.finish(await self.in_thread(fits.preview, target.path, None if hdu is None else int(hdu)))
+        try:
+            result = await self.in_thread(fits.preview, target.path, None if hdu is None else int(hdu))
+        except FilesError:
+            raise
+        except Exception as e:  # astropy met something it cannot parse: say so, never "Unhandled error"
+            self.log.warning("FITS preview of %s failed: %r", target.path, e)
+            raise FilesError(422, f"{os.path.basename(target.path)}: cannot preview this FITS file "
+                             f"({type(e).__name__}: {str(e)[:300] or 'no detail'})") from None
+        self.finish(result)
 
 
 def page_handlers() -> list[tuple]:

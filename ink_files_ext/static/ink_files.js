@@ -92,9 +92,8 @@
   function row(entry) {
     const check = el("input", {type: "checkbox", "aria-label": "select " + entry.name});
     check.addEventListener("change", () => { toggle(entry.path, check.checked); });
-    const icon = entry.type === "directory" ? "\u{1F4C1}" : (entry.link ? "\u{1F517}" : "\u{1F4C4}");
     const link = el("a", {class: "entry", href: "#", "data-path": entry.path, "data-type": entry.type},
-                    el("span", {class: "icon"}, icon), entry.name);
+                    iconFor(entry), entry.name);
     link.addEventListener("click", (ev) => { ev.preventDefault(); open(entry); });
     const tr = el("tr", {"data-path": entry.path},
       el("td", {class: "check"}, check), el("td", {class: "name"}, link),
@@ -102,6 +101,30 @@
       el("td", {class: "num"}, entry.type === "directory" ? "" : humanSize(entry.size)),
       el("td", {}, new Date(entry.mtime * 1000).toLocaleString()));
     return tr;
+  }
+  // file-type icons: SVG symbols shipped in ink_icons.svg (an emoji needs a font servers lack)
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CODE_EXT = /\.(py|c|cc|cpp|cxx|h|hh|hpp|C|sh|bash|zsh|csh|js|ts|java|go|rs|f|f90|for|jl|r|cmake|mac|tex|html?|css|xml|jdl|sub|slurm)$/i;
+  const ARCHIVE_EXT = /\.(zip|tar|tgz|tar\.gz|tar\.bz2|tar\.xz|gz|bz2|xz|zst|7z|rar)$/i;
+  function iconName(entry) {
+    if (entry.type === "directory") return "folder";
+    if (entry.link) return "link";
+    const kind = kindOf(entry.name);
+    if (kind === "text") return CODE_EXT.test(entry.name) ? "code" : "text";
+    if (kind) return kind;  // image, pdf, fits, root
+    return ARCHIVE_EXT.test(entry.name) ? "archive" : "file";
+  }
+  function iconFor(entry) {
+    const name = iconName(entry);
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "icon");
+    svg.setAttribute("viewBox", "0 0 16 16");
+    svg.setAttribute("aria-hidden", "true");
+    svg.dataset.icon = name;
+    const use = document.createElementNS(SVG_NS, "use");
+    use.setAttribute("href", config.icons + "#" + name);
+    svg.append(use);
+    return svg;
   }
   function toggle(path, on) {
     if (on) state.selected.add(path); else state.selected.delete(path);
@@ -128,11 +151,13 @@
   function kindOf(name) {
     if (/\.(png|jpe?g|gif|webp)$/i.test(name)) return "image";
     if (/\.pdf$/i.test(name)) return "pdf";
-    if (/\.(fits?|fts)(\.gz)?$/i.test(name)) return "fits";
+    if (/\.(fits?|fts)(\.(gz|Z))?$/i.test(name)) return "fits";
     if (/\.root$/i.test(name)) return "root";
     if (TEXT_EXT.test(name) || /^(Makefile|Dockerfile|README|LICENSE|CMakeLists\.txt)$/.test(name)) return "text";
     return null;
   }
+  const cannot = (entry, e) => "Cannot preview " + entry.name + ": " +
+    (e.message.startsWith(entry.name + ": ") ? e.message.slice(entry.name.length + 2) : e.message);
   async function preview(entry) {
     const kind = kindOf(entry.name);
     if (!kind) { location.href = downloadUrl(entry.path); return; }
@@ -174,23 +199,50 @@
         }
         body.dataset.rendered = "1";
       } else if (kind === "fits") {
-        const data = await call("GET", "fits", undefined, {path: entry.path});
-        const header = el("pre", {class: "fits-header"});
-        header.textContent = data.header;
-        const hdus = el("ul", {class: "fits-hdus"});
-        for (const h of data.hdus) {
-          hdus.append(el("li", {}, `${h.index}: ${h.name} (${h.kind}${h.shape ? " " + h.shape.join("\u00d7") : ""})`));
-        }
-        const side = el("div", {}, hdus, data.image ? el("img", {class: "fits-image", alt: "HDU " + data.hdu, src: data.image}) : el("p", {}, "No image in this HDU"));
-        body.replaceChildren(el("div", {class: "fits"}, side, header));
+        await fitsPreview(body, entry, undefined);
       } else if (kind === "root") {
         const frame = el("iframe", {class: "jsroot", title: "ROOT file",
           src: config.base_url + "ink/rootview?" + new URLSearchParams({path: entry.path})});
         body.replaceChildren(frame);
       }
     } catch (e) {
-      body.replaceChildren(el("p", {class: "error"}, "Cannot preview: " + e.message));
+      body.replaceChildren(el("p", {class: "error"}, cannot(entry, e)));
     }
+  }
+  // FITS: the HDU list (click one to show it), its header, and its image or its table's columns
+  async function fitsPreview(body, entry, hdu) {
+    const data = await call("GET", "fits", undefined, hdu === undefined ? {path: entry.path} : {path: entry.path, hdu});
+    const header = el("pre", {class: "fits-header"});
+    header.textContent = data.header;
+    const hdus = el("ul", {class: "fits-hdus"});
+    for (const h of data.hdus) {
+      const what = h.shape ? " " + h.shape.join("\u00d7") : (h.rows !== undefined && h.rows !== null ? ", " + h.rows + " rows" : "");
+      const label = `${h.index}: ${h.name} (${h.kind}${what})`;
+      const item = el("li", {"data-hdu": String(h.index), class: h.index === data.hdu ? "current" : ""});
+      if (h.error) item.append(el("span", {class: "error"}, label + ": " + h.error));
+      else if (h.index === data.hdu) item.append(label);
+      else {
+        const a = el("a", {href: "#"}, label);
+        a.addEventListener("click", (ev) => {
+          ev.preventDefault();
+          fitsPreview(body, entry, h.index).catch((e) => body.replaceChildren(el("p", {class: "error"}, cannot(entry, e))));
+        });
+        item.append(a);
+      }
+      hdus.append(item);
+    }
+    const side = el("div", {}, hdus);
+    if (data.image) side.append(el("img", {class: "fits-image", alt: "HDU " + data.hdu, src: data.image}));
+    else if (data.image_error) side.append(el("p", {class: "error fits-image-error"}, data.image_error));
+    if (data.columns) {
+      const rows = data.columns.map((c) => el("tr", {}, el("td", {}, c.name), el("td", {}, c.format),
+                                                el("td", {}, c.unit), el("td", {}, c.dim)));
+      side.append(el("p", {}, data.columns.length + " columns, " + data.rows + " rows"),
+        el("table", {class: "fits-columns"},
+           el("thead", {}, el("tr", {}, el("th", {}, "Column"), el("th", {}, "Format"), el("th", {}, "Unit"), el("th", {}, "Dim"))),
+           el("tbody", {}, ...rows)));
+    } else if (!data.image && !data.image_error) side.append(el("p", {}, "No image in this HDU"));
+    body.replaceChildren(el("div", {class: "fits"}, side, header));
   }
 
   // ---- actions ------------------------------------------------------------------------------

@@ -98,6 +98,42 @@ class WalltimeExtension(Strict):
         lambda cls, v: _walltime(v))
 
 
+class IdleCuller(Strict):
+    """jupyterhub-idle-culler (PyPI) as a managed service: its settings, in the culler's words."""
+
+    timeout: str | int = Field("8:00:00", description="stop a session idle for this long "
+                               "(H:MM:SS, or seconds)")
+    every: str | int = Field("0:10:00", description="how often the culler looks (H:MM:SS, or seconds)")
+    max_age: str | int | None = Field(None, description="also stop sessions older than this, idle or not")
+    concurrency: int = Field(10, ge=1, le=100, description="at most this many hub API calls at once")
+
+    @field_validator("timeout", "every", "max_age")
+    @classmethod
+    def _duration(cls, value):
+        if value is not None:
+            duration_s(value)
+        return value
+
+    def seconds(self, key: str) -> int | None:
+        value = getattr(self, key)
+        return None if value is None else duration_s(value)
+
+
+def duration_s(value: str | int) -> int:
+    """Seconds of ``H:MM:SS``, ``MM:SS`` or a number of seconds; ValueError if not positive."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and re.fullmatch(r"\d+(:[0-5]\d){0,2}", value.strip()):
+        seconds = 0
+        for part in value.strip().split(":"):
+            seconds = seconds * 60 + int(part)
+    else:
+        raise ValueError(f"{value!r} is not a duration such as '8:00:00' or 600")
+    if seconds <= 0:
+        raise ValueError("must be a positive duration")
+    return seconds
+
+
 class Site(Strict):
     name: str = "INK Hub"
     logo: str | None = Field(None, description="path of a logo image on the hub host")
@@ -108,6 +144,11 @@ class Site(Strict):
                                              "manager shows besides home (read_only for /cvmfs etc.)")
     anonymous_shares: bool = Field(False, description="share links may be opened without logging in "
                                    "when their owner asks for it")
+    only_installed_apps: bool = Field(False, description="offer an app only when its programs are "
+                                      "installed on the hub host (a one-machine hub such as the demo, "
+                                      "whose sessions run here); the panel says how to install the rest")
+    idle_culler: IdleCuller | None = Field(None, description="run the standard jupyterhub-idle-culler "
+                                           "as a managed hub service that stops idle sessions")
 
 
 class App(Strict):
