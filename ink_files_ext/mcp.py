@@ -27,6 +27,7 @@ the same safety modes as ``ink mcp``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 
@@ -127,6 +128,23 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
 
     def check_xsrf_cookie(self):
         return None  # a bearer token is required below; no cookie request gets through
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """A refusal as a JSON-RPC error (with the HTTP status kept): MCP clients show its
+        message ("HTTP 401: the token is invalid, expired or revoked") instead of a bare
+        "error response"."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
+        try:
+            request_id = json.loads(self.request.body or b"{}").get("id")
+        except (ValueError, AttributeError):
+            request_id = None
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+            request_id = None
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {
+            "code": -32001 if status_code in (401, 403) else -32603,
+            "message": f"HTTP {status_code}: {message}"}}))
 
     async def prepare(self):
         await super().prepare()

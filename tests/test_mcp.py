@@ -124,6 +124,18 @@ async def http_session(hub: Hub, user: str, token: str | None):
                 yield session
 
 
+async def refused_over_http(hub: Hub, user: str, token: str) -> str:
+    """The message an MCP client gets when the endpoint refuses it at the first request."""
+    try:
+        async with http_session(hub, user, token) as session:
+            await session.list_tools()
+    except BaseException as e:  # the SDK raises its MCPError inside exception groups
+        while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+            e = e.exceptions[0]
+        return str(e)
+    raise AssertionError("the endpoint accepted the token")
+
+
 def data(result) -> dict:
     assert not result.is_error, result.content[0].text if result.content else result
     if result.structured_content is not None:
@@ -319,12 +331,11 @@ async def test_bob_cannot_see_alice_jobs(hub, tmp_path):
         message = error_text(await bob.call_tool("read_text_file", {"path": job["stdout_path"]}))
         assert "HTTP 403" in message  # alice's home is not among bob's roots
     # bob's token at alice's MCP endpoint: refused before any tool runs
-    r = requests.post(f"{hub.url}/user/alice/portal/ink/mcp", json={}, timeout=30,
+    r = requests.post(f"{hub.url}/user/alice/portal/ink/mcp", json={"jsonrpc": "2.0", "id": 7}, timeout=30,
                       headers={"Authorization": f"token {bob_token}"})
-    assert r.status_code in (403, 404), r.text
-    with pytest.raises(Exception):
-        async with http_session(hub, "alice", bob_token) as session:
-            await session.list_tools()
+    assert r.status_code == 403 and r.json()["id"] == 7
+    assert r.json()["error"]["message"] == "HTTP 403: this token may not access alice's server portal"
+    assert "HTTP 403" in await refused_over_http(hub, "alice", bob_token)
 
 
 async def test_http_endpoint_with_the_sdk_client(hub, workspace):
@@ -347,19 +358,24 @@ async def test_http_endpoint_with_the_sdk_client(hub, workspace):
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     r = requests.post(endpoint, json=body, headers=accept, timeout=30, allow_redirects=False)
-    assert r.status_code in (302, 401, 403)  # no credentials at all: never the tools
+    assert r.status_code == 401 and "needs a hub token" in r.json()["error"]["message"]
+    assert "needs a hub token" in await refused_over_http(hub, "alice", None)
     plain, _ = make_token(hub, "alice", ["access:servers!user=alice"])
     r = requests.post(endpoint, json=body, headers={**accept, "Authorization": f"token {plain}"}, timeout=30)
-    assert r.status_code == 403 and "custom:ink:jobs:read" in r.json()["message"]
+    assert r.status_code == 403 and "custom:ink:jobs:read" in r.json()["error"]["message"]
     r = requests.post(endpoint, json=body, headers={**accept, "Authorization": f"token {token}"}, timeout=30)
     assert r.status_code == 200 and "submit_job" in r.text
     assert hub.api("DELETE", f"/users/alice/tokens/{token_id}").status_code == 204
     r = requests.post(endpoint, json=body, headers={**accept, "Authorization": f"token {token}"}, timeout=30)
-    assert r.status_code == 401 and r.json()["message"] == "the token is invalid, expired or revoked"
-    with pytest.raises(Exception) as caught:
-        async with http_session(hub, "alice", token) as session:
-            await session.list_tools()
-    assert "401" in repr(caught.value) or "Unauthorized" in repr(caught.value) or caught.value is not None
+    assert r.status_code == 401 and r.json()["id"] == 1
+    assert r.json()["error"]["message"] == "HTTP 401: the token is invalid, expired or revoked"
+    assert await refused_over_http(hub, "alice", token) == "HTTP 401: the token is invalid, expired or revoked"
+
+    # every call is in the portal's log with the caller, the tool and the outcome; no token
+    log = Path(hub.spawner_state("alice", "portal")["job_output"]).read_text()
+    assert "ink-mcp user=alice tool=submit_job outcome=ok" in log
+    assert "ink-mcp user=alice tool=submit_job outcome=error status=400" in log
+    assert token not in log and "over-http" not in log
 
 
 async def test_http_endpoint_read_only_token_cannot_submit(hub):
