@@ -296,7 +296,7 @@ def files_paths() -> dict:
             "operationId": "storageRoots", "summary": "Your home and the site's storage roots", "security": read,
             "responses": {"200": {"description": "the roots", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["roots"], "properties": {"roots": {"type": "array"}}}}}},
-                **ERRORS}}},
+                **FILES_ERRORS}}},
         f"{FILES}/zip": {"get": {
             "operationId": "zipFiles", "summary": "A streamed zip of files and folders", "security": read,
             "parameters": [{**PATH_QUERY, "schema": {"type": "array", "items": {"type": "string"}, "minItems": 1},
