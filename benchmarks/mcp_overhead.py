@@ -2,7 +2,7 @@
 
 One real hub + proxy with the Slurm backend; alice's portal server (local backend) serves the job
 API and the MCP endpoint. One trivial job is submitted and waited for; then the same question —
-"what is the state of job X" — is asked, alternating in blocks, three ways:
+"what is the state of job X" — is asked, in turn, three ways:
 
 - REST: ``GET /user/alice/portal/ink/api/v1/jobs/X`` with a token over one keep-alive connection
   (the call every MCP tool call makes);
@@ -12,7 +12,7 @@ API and the MCP endpoint. One trivial job is submitted and waited for; then the 
   (the proxy, the endpoint's own token check with the hub, the SDK's stateless transport, then
   the same REST call from the portal to itself).
 
-    .venv/bin/python benchmarks/mcp_overhead.py [--calls 300] [--block 50]
+    .venv/bin/python benchmarks/mcp_overhead.py [--calls 600] [--block 1]
 
 Overhead = median(MCP) - median(REST). Last line:
 ``RESULT mcp overhead_ms=<ms> stdio_ms=<ms> http_ms=<ms>`` where overhead_ms is the larger of the
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -79,13 +80,15 @@ async def measure(hub, token: str, job_id: str, calls: int, block: int) -> dict[
 
             async def mcp_call(session):
                 result = await session.call_tool("job_status", {"job_id": job_id})
-                if result.is_error or result.structured_content["id"] != job_id:
+                if result.is_error or json.loads(result.content[0].text)["id"] != job_id:
                     raise RuntimeError(f"MCP call failed: {result.content}")
 
             for _ in range(10):  # warm-up, untimed: connections, imports, first thread
                 rest_call()
                 await mcp_call(stdio)
                 await mcp_call(http)
+            # round robin, one call of each at a time: a load change on the (shared) machine
+            # weighs on all three alike; --block N asks N of each in a row instead
             done = 0
             while done < calls:
                 n = min(block, calls - done)
@@ -99,16 +102,17 @@ async def measure(hub, token: str, job_id: str, calls: int, block: int) -> dict[
                         await mcp_call(session)
                         times[name].append(time.perf_counter() - start)
                 done += n
-                log(f"{done:4d}/{calls}: median REST {statistics.median(times['rest']) * 1000:.1f} ms, "
-                    f"MCP stdio {statistics.median(times['stdio']) * 1000:.1f} ms, "
-                    f"MCP HTTP {statistics.median(times['http']) * 1000:.1f} ms")
+                if done % 100 == 0 or done == calls:
+                    log(f"{done:4d}/{calls}: median REST {statistics.median(times['rest']) * 1000:.1f} ms, "
+                        f"MCP stdio {statistics.median(times['stdio']) * 1000:.1f} ms, "
+                        f"MCP HTTP {statistics.median(times['http']) * 1000:.1f} ms")
     return times
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--calls", type=int, default=600)
+    parser.add_argument("--block", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the hub's work directory")
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -30,6 +30,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
@@ -114,6 +115,18 @@ class McpBridge:
         await self.manager.handle_request(scope, receive, send)
         if not handler._finished:
             handler.finish()
+
+
+def _thread_session(local):
+    """This worker thread's HTTP session: its connections to this server and the hub stay open
+    between calls. A thread runs one tool call at a time, and each call's client sets its own
+    caller's token on it before any request."""
+    import requests
+
+    if getattr(local, "session", None) is None:
+        local.session = requests.Session()
+    local.session.cookies.clear()  # nothing of an earlier caller's answers is sent again
+    return local.session
 
 
 class McpHandler(ExtensionHandlerMixin, APIHandler):
@@ -220,6 +233,7 @@ class InkMcpApp(ExtensionApp):
         hub_api = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
         public = os.environ.get("JUPYTERHUB_PUBLIC_URL") or os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL") or ""
         owner = auth.server_owner()
+        local = threading.local()  # one keep-alive session per worker thread (a tool call runs in one)
 
         def client_for(ctx):
             headers = (ctx.headers if ctx is not None else None) or {}
@@ -229,7 +243,8 @@ class InkMcpApp(ExtensionApp):
                 raise RuntimeError("no token on the request")  # the handler let none through without
             client = Client(public.rstrip("/") or hub_api.rsplit("/hub/api", 1)[0] or "http://127.0.0.1",
                             token.strip(), user=owner, api_url=hub_api or None,
-                            portal_url=self.local_url(), timeout=120)
+                            portal_url=self.local_url(), timeout=120,
+                            session=_thread_session(local))
             return client, headers.get(CALLER_HEADER, "?")
 
         audit = logging.getLogger("ink.mcp")  # the call log goes where this server logs
