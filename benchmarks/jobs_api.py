@@ -31,7 +31,7 @@ import requests
 import _common as C
 from _common import log
 
-from ink_files_ext.workflow.profile import JOB_WRAPPER
+from ink_files_ext.jobs.service import JOB_WRAPPER
 from ink_spawner.backends.base import minimal_env
 from ink_spawner.backends.slurm import SlurmBackend
 from ink_spawner.jobspec import JobSpec

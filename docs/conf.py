@@ -58,18 +58,29 @@ def _documented_classes():
     from ink_spawner.backends.htcondor import HTCondorBackend
     from ink_spawner.backends.local import LocalBackend
     from ink_spawner.backends.slurm import SlurmBackend
+    from ink_spawner.resolver import DefaultResolver
     from ink_spawner.spawner import InkSpawner
+    from ink_spawner.walltime import WalltimeExtension
 
+    from ink_files_ext.app import InkFilesApp
+    from ink_files_ext.jobs.app import InkJobsApp
     from ink_hub.authenticators import InkAuthenticator, InkOIDCAuthenticator, KerberosAuthenticator
+    from ink_hub.doctor import Doctor
     from ink_hub.kerberos import TicketKeeper
+    from ink_hub.ssh_api import SessionSSH
+    from ink_hub.ssh_ca import SSHCertificateAuthority, SSHHostCertificateAuthority
+    from ink_hub.service_plugins import InkServices
 
     # InkSpawner: its own options and the Spawner options it gives another default; the rest
     # of JupyterHub's Spawner options are JupyterHub's to document. Backends: every option,
     # because each backend is configured through its own class name. Authenticators: their own
     # options (oauthenticator and JupyterHub document the ones they inherit).
-    return [(InkSpawner, False), (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True),
+    return [(InkSpawner, False), (DefaultResolver, False), (WalltimeExtension, False),
+            (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True),
             (InkAuthenticator, False), (InkOIDCAuthenticator, False), (KerberosAuthenticator, False),
-            (TicketKeeper, False)]
+            (TicketKeeper, False), (InkFilesApp, False), (InkJobsApp, False),
+            (SSHCertificateAuthority, False), (SSHHostCertificateAuthority, False), (SessionSSH, False),
+            (InkServices, False), (Doctor, False)]
 
 
 # how a class other than InkSpawner and the backends comes into play
@@ -80,8 +91,30 @@ SELECTED = {
     "(see [Single sign-on with OpenID Connect](../admin/sso.md)).",
     "KerberosAuthenticator": "Selected with `c.JupyterHub.authenticator_class = \"ink-kerberos\"` "
     "(see [Kerberos tickets](../admin/kerberos.md)).",
+    "DefaultResolver": "InkSpawner's resolver when no site catalogue is configured (a bare "
+    "`c.JupyterHub.spawner_class = \"ink\"`): one profile with these defaults, limits and "
+    "routing, checked by the one validator (`ink_spawner.validator`). An INK hub "
+    "(`ink_hub.config.configure`) uses the catalogue's resolver instead, so these have no effect there.",
+    "WalltimeExtension": "Each session's activity-aware wall-time rule; off unless `extend_by` is "
+    "set. `ink_hub.config.configure` sets it from the catalogue's `site.walltime_extension`.",
+    "InkFilesApp": "The jupyter-server extension `ink_files_ext` in every user server (file "
+    "manager, EShell, share links). Configured in the user server's Jupyter config "
+    "(`c.InkFilesApp.<option>`); the hub passes the catalogue's values through the environment "
+    "named in each option.",
+    "InkJobsApp": "The jupyter-server extension `ink_files_ext.jobs` (the job API), served by the "
+    "portal server (`c.InkJobsApp.<option>` in the user server's Jupyter config).",
+    "InkServices": "Settings of the service plugins the catalogue's experiments list "
+    "(see [Adding a service](../developer/adding-a-service.md)).",
+    "Doctor": "Read by `ink-hub doctor` from the `hub:` section; its command-line options "
+    "override them (see [Installing](../admin/install.md#checking-a-site-ink-hub-doctor)).",
     "TicketKeeper": "Always active; it has work only for users with a Kerberos ticket in their "
     "auth_state (see [Kerberos tickets](../admin/kerberos.md)).",
+    "SSHCertificateAuthority": "Always active: it signs EShell's certificates for the login nodes "
+    "(see [Portal server and EShell](../admin/eshell.md)) and laptops' keys for SSH into sessions "
+    "(see [SSH into sessions](../admin/enode.md)).",
+    "SSHHostCertificateAuthority": "Always active: it signs the sessions' host keys for SSH into "
+    "sessions (see [SSH into sessions](../admin/enode.md)).",
+    "SessionSSH": "Always active (see [SSH into sessions](../admin/enode.md)).",
 }
 
 
@@ -250,11 +283,8 @@ def config_reference() -> str:
                 "(`environment`, `args`, `http_timeout`, hooks, ...) work as JupyterHub documents them.",
                 "",
                 "`ink_hub.config.configure` sets `resolver` and `apps` from the "
-                "[site catalogue](../admin/catalogue.md). The catalogue's resolver takes resources "
-                "and routing from the catalogue, so `default_cpus`, `default_memory`, "
-                "`default_walltime`, `max_cpus`, `max_gpus`, `max_memory`, `max_walltime`, "
-                "`partition`, `account` and `qos` have no effect on an INK hub. Only the "
-                "spawner's built-in resolver reads them.",
+                "[site catalogue](../admin/catalogue.md). Without a catalogue the resolver is "
+                "`DefaultResolver` (below).",
                 "",
             ]
         for name, trait in _documented_traits(cls, inherited).items():

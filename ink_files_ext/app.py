@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
-from traitlets import Bool, Dict, Int, List, default, validate
+from traitlets import Bool, Dict, Int, List, Unicode, default, validate
 
 from .files.handlers import file_handlers
 from .files.page import page_handlers
@@ -97,6 +97,45 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
     def _anonymous_from_hub(self):
         return os.environ.get("INK_ANONYMOUS_SHARES") == "1"
 
+    idle_timeout = Int(
+        0,
+        help="""Seconds without activity (no kernels, no terminals, no requests) after which this
+        server stops itself (jupyter-server's ``shutdown_no_activity_timeout``); 0: never. The
+        hub sets it for servers whose catalogue app has an ``idle_timeout`` (the portal), as
+        ``INK_IDLE_TIMEOUT``.""",
+    ).tag(config=True)
+
+    @default("idle_timeout")
+    def _idle_timeout_from_hub(self):
+        return _seconds_from_env("INK_IDLE_TIMEOUT")
+
+    shell_idle_timeout = Int(
+        0,
+        help="""Seconds without input or output after which a web shell (EShell terminal) is
+        ended by jupyter-server's terminal culler; 0: never. tmux sessions live on. The hub
+        passes the catalogue app's ``shell_idle_timeout`` as ``INK_SHELL_IDLE_TIMEOUT``.""",
+    ).tag(config=True)
+
+    @default("shell_idle_timeout")
+    def _shell_idle_timeout_from_hub(self):
+        return _seconds_from_env("INK_SHELL_IDLE_TIMEOUT")
+
+    @validate("idle_timeout", "shell_idle_timeout")
+    def _check_timeouts(self, proposal):
+        if proposal["value"] < 0:
+            raise ValueError(f"{proposal['trait'].name}: 0 (never) or a number of seconds")
+        return proposal["value"]
+
+    share_key = Unicode(
+        help="""This user's share-link signing key, derived by the hub (``ShareLinks``) so that
+        the hub can verify a link before it starts anybody's server. The hub passes it as
+        ``INK_SHARE_KEY``; without one, links are signed with a key kept in the share store.""",
+    ).tag(config=True)
+
+    @default("share_key")
+    def _share_key_from_hub(self):
+        return os.environ.get("INK_SHARE_KEY", "")
+
     def make_roots(self) -> Roots:
         extra = []
         for entry in self.storage_roots:
@@ -109,17 +148,16 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
     def initialize_settings(self):
         # A server the hub gave an idle timeout (the portal) stops itself when nobody uses it:
         # jupyter-server's own check (no kernels, no terminals, no requests), once a minute.
-        timeout = os.environ.get("INK_IDLE_TIMEOUT", "")
-        if timeout.isdigit() and int(timeout) > 0:
-            self.serverapp.shutdown_no_activity_timeout = int(timeout)
-            self.log.info("INK: this server stops after %s s without activity", timeout)
+        if self.idle_timeout:
+            self.serverapp.shutdown_no_activity_timeout = self.idle_timeout
+            self.log.info("INK: this server stops after %s s without activity", self.idle_timeout)
         # One forgotten shell should not keep the server (and its resources) alive: jupyter-server's
         # terminal manager ends terminals with no input or output for this long.
-        shell_timeout = os.environ.get("INK_SHELL_IDLE_TIMEOUT", "")
-        if shell_timeout.isdigit() and int(shell_timeout) > 0:
+        shell_timeout = self.shell_idle_timeout
+        if shell_timeout:
             terminals = self.serverapp.config.TerminalManager
-            terminals.cull_inactive_timeout = int(shell_timeout)
-            terminals.cull_interval = max(1, min(60, int(shell_timeout) // 2))
+            terminals.cull_inactive_timeout = shell_timeout
+            terminals.cull_interval = max(1, min(60, shell_timeout // 2))
             manager = self.serverapp.web_app.settings.get("terminal_manager")
             if manager is not None:  # the terminals extension loaded first
                 manager.cull_inactive_timeout = terminals.cull_inactive_timeout
@@ -129,10 +167,16 @@ class InkFilesApp(ExtensionAppJinjaMixin, ExtensionApp):
             "ink_files_roots": self.make_roots(),
             "ink_files_uploads": Uploads(self.max_upload_size),
             "ink_files_shares": ShareStore(os.path.expanduser("~/.ink/shares.json"),
-                                           key=os.environ.get("INK_SHARE_KEY") or None),
+                                           key=self.share_key or None),
             "ink_files_anonymous_shares": self.allow_anonymous_shares,
         })
 
     def initialize_handlers(self):
         # file_handlers() ends with the API's catch-all 404: it comes last
         self.handlers.extend(shell_handlers() + page_handlers() + share_handlers() + file_handlers())
+
+
+def _seconds_from_env(name: str) -> int:
+    """A whole number of seconds the hub passed in the environment (0 if none or malformed)."""
+    value = os.environ.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() else 0

@@ -6,7 +6,7 @@ request, and nothing new listens anywhere (no port, no socket, no process).
 
 How a request goes:
 
-1. This tornado handler authenticates it the way the job API does (:mod:`.workflow.auth`):
+1. This tornado handler authenticates it the way the job API does (:mod:`.api_auth`):
    a token in the ``Authorization`` header, checked with the hub without cache (revoked or
    expired: 401 at once), allowed into this server (else 403), holding at least one of INK's
    read scopes on the owner (else 403 naming them). A browser cookie is not enough: the tools
@@ -39,9 +39,9 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from traitlets import Bool, Int, Unicode, validate
 
-from ink_spawner.workflow import SCOPE_FILES_READ, SCOPE_JOBS_READ
+from .scopes import SCOPE_FILES_READ, SCOPE_JOBS_READ
 
-from .workflow import auth
+from . import api_auth as auth
 
 ROUTE = r"/ink/mcp/?"
 #: header this handler sets (after removing any sent by the client) to name the caller in the log

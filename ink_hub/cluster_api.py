@@ -20,7 +20,7 @@ from jupyterhub.user import User
 from tornado import web
 
 from ink_spawner.stats import sampler_for
-from ink_spawner.workflow import SCOPE_JOBS_READ
+from ink_files_ext.scopes import SCOPE_JOBS_READ
 
 ROUTE = r"/api/ink/cluster"
 

@@ -16,7 +16,6 @@ Runs on the hub host; imports nothing of the hub.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -26,18 +25,13 @@ import tempfile
 _JOB_ID_RE = re.compile(r"^([0-9]+)\.([0-9]+)$")
 
 
-def load_class(path: str):
-    module, _, name = path.partition(":") if ":" in path else path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def open_schedd(schedd_class: str, schedd_name: str = ""):
-    cls = load_class(schedd_class)
-    if not schedd_name:
-        return cls()
+def open_schedd(schedd_name: str = ""):
+    """A client of the local schedd, or of the named one (located through the collector)."""
     import htcondor2
 
-    return cls(htcondor2.Collector().locate(htcondor2.DaemonType.Schedd, schedd_name))
+    if not schedd_name:
+        return htcondor2.Schedd()
+    return htcondor2.Schedd(htcondor2.Collector().locate(htcondor2.DaemonType.Schedd, schedd_name))
 
 
 def write_private_json(path: str, data: dict) -> None:
@@ -65,7 +59,7 @@ def submit(args, request: dict) -> dict:
         raise ValueError("request needs a description, an env and an absolute env_file")
     write_private_json(env_file, env)
     try:
-        schedd = open_schedd(args.schedd_class, args.schedd_name)
+        schedd = open_schedd(args.schedd_name)
         result = schedd.submit(htcondor2.Submit({str(k): str(v) for k, v in description.items()}),
                                count=1)
     except BaseException:
@@ -80,7 +74,7 @@ def remove(args) -> dict:
     m = _JOB_ID_RE.match(args.job_id)
     if not m:
         raise ValueError(f"invalid job id {args.job_id!r}")
-    schedd = open_schedd(args.schedd_class, args.schedd_name)
+    schedd = open_schedd(args.schedd_name)
     schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(m[1])} && ProcId == {int(m[2])}")
     return {"removed": args.job_id}
 
@@ -90,7 +84,7 @@ def extend(args) -> dict:
     m = _JOB_ID_RE.match(args.job_id)
     if not m or not args.seconds.isdigit():
         raise ValueError("usage: extend CLUSTER.PROC SECONDS")
-    schedd = open_schedd(args.schedd_class, args.schedd_name)
+    schedd = open_schedd(args.schedd_name)
     import htcondor2
 
     # SetDirty forwards the edit to the running job's shadow (condor_qedit -forward), which is
@@ -102,7 +96,6 @@ def extend(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ink-condor-job", description=__doc__.split("\n")[0])
-    parser.add_argument("--schedd-class", default="htcondor2.Schedd")
     parser.add_argument("--schedd-name", default="", help="remote schedd (located via the collector)")
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("submit", help="submit the job described by the JSON request on stdin")

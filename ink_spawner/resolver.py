@@ -1,19 +1,22 @@
-"""The default resolver: user_options of one spawn → a validated JobSpec.
+"""The default resolver: a one-machine install's profile, checked by the one validator.
 
 ink_hub replaces it with the site catalogue's resolver (experiments, presets, limits). This one
-knows the built-in apps and the spawner's own default/maximum resources, which is all a
-one-machine install needs. A resolver raises :class:`~jupyterhub.spawner.SpawnException` (HTTP
-400) naming the field and the reason; nothing is submitted then.
+knows the built-in apps and one experiment-less profile whose defaults, limits and routing are
+its own traits (``c.DefaultResolver.max_cpus`` ...), which is all a one-machine install needs.
+Either way the request is checked by :mod:`ink_spawner.validator`, and a refusal is a
+:class:`~jupyterhub.spawner.SpawnException` (HTTP 400) naming the field and the reason.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from jupyterhub.spawner import SpawnException
+from traitlets import Integer, Unicode, validate
+from traitlets.config import LoggingConfigurable
 
 from .jobspec import JobSpecError, parse_memory_mb, parse_walltime_s
+from .validator import ExperimentProfile, Profile, Refused, check_session
 
 
 @dataclass(frozen=True)
@@ -29,47 +32,66 @@ BUILTIN_APPS = {
     "jupyter": AppInfo("jupyter", "JupyterLab", "/lab"),
 }
 
-#: keys the default resolver accepts in user_options
-OPTION_KEYS = ("cpus", "memory", "gpus", "walltime")
+#: the one experiment of the default profile
+DEFAULT_EXPERIMENT = "default"
 
 
-def bad_option(field: str, reason: str) -> SpawnException:
-    return SpawnException(f"Invalid {field}: {reason}", reason="invalid_option", status_code=400)
+def refused(field: str, reason: str) -> SpawnException:
+    """The HTTP 400 of a spawn outside the profile."""
+    return SpawnException(f"{field}: {reason}", reason="not_allowed", status_code=400)
 
 
-def _int_option(options: dict, key: str, default: int, low: int, high: int) -> int:
-    value = options.get(key, default)
-    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}", value.strip()):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_option(key, f"{value!r} is not a whole number")
-    if not low <= value <= high:
-        raise bad_option(key, f"{value} is outside the allowed range {low}-{high}")
-    return value
+class DefaultResolver(LoggingConfigurable):
+    """Resources and routing of sessions on a hub without a site catalogue."""
 
+    default_cpus = Integer(1, help="CPU cores of a session when the request names none.").tag(config=True)
+    max_cpus = Integer(8, help="Most CPU cores one session may request.").tag(config=True)
+    max_gpus = Integer(0, help="Most GPUs one session may request.").tag(config=True)
+    default_memory = Unicode("6G", help="Memory of a session when the request names none.").tag(config=True)
+    max_memory = Unicode("32G", help="Most memory one session may request.").tag(config=True)
+    default_walltime = Unicode("24:00:00", help="Wall time of a session; the scheduler enforces it.").tag(config=True)
+    max_walltime = Unicode("72:00:00", help="Longest wall time one session may request.").tag(config=True)
+    partition = Unicode("", help="Scheduler partition/queue for sessions ('' = scheduler default).").tag(config=True)
+    account = Unicode("", help="Scheduler account charged for sessions ('' = user default).").tag(config=True)
+    qos = Unicode("", help="Scheduler QOS for sessions ('' = default).").tag(config=True)
 
-async def default_resolver(spawner, user_options: dict):
-    """Resolve a spawn with the spawner's built-in defaults and limits."""
-    options = dict(user_options or {})
-    unknown = sorted(set(options) - set(OPTION_KEYS))
-    if unknown:
-        raise bad_option(unknown[0], f"unknown option (allowed: {', '.join(OPTION_KEYS)})")
-    app = spawner.app_info()
-    try:
-        cpus = _int_option(options, "cpus", spawner.default_cpus, 1, spawner.max_cpus)
-        gpus = _int_option(options, "gpus", 0, 0, spawner.max_gpus)
-        memory_mb = parse_memory_mb(options.get("memory", spawner.default_memory))
-        max_memory_mb = parse_memory_mb(spawner.max_memory)
-        if memory_mb > max_memory_mb:
-            raise bad_option("memory", f"{options['memory']} is more than the limit {spawner.max_memory}")
-        walltime_s = parse_walltime_s(options.get("walltime", spawner.default_walltime))
-        if walltime_s > parse_walltime_s(spawner.max_walltime):
-            raise bad_option("walltime", f"{options['walltime']} is more than the limit {spawner.max_walltime}")
-        return await spawner.make_jobspec(
-            app=app, cpus=cpus, gpus=gpus, memory_mb=memory_mb, walltime_s=walltime_s,
-            max_walltime_s=parse_walltime_s(spawner.max_walltime),
-            partition=spawner.partition or None, account=spawner.account or None,
-            qos=spawner.qos or None,
-        )
-    except JobSpecError as e:
-        raise bad_option(e.field, e.reason) from None
+    @validate("default_memory", "max_memory")
+    def _validate_memory(self, proposal):
+        try:
+            parse_memory_mb(proposal.value, proposal.trait.name)
+        except JobSpecError as e:
+            raise ValueError(str(e)) from None
+        return proposal.value
+
+    @validate("default_walltime", "max_walltime")
+    def _validate_walltime(self, proposal):
+        try:
+            parse_walltime_s(proposal.value, proposal.trait.name)
+        except JobSpecError as e:
+            raise ValueError(str(e)) from None
+        return proposal.value
+
+    def profile(self, backend: str) -> Profile:
+        """One experiment offering every app, with these traits as defaults and limits."""
+        exp = ExperimentProfile(
+            name=DEFAULT_EXPERIMENT, title="Default",
+            defaults={"cpus": self.default_cpus, "memory": self.default_memory, "gpus": 0,
+                      "walltime": self.default_walltime},
+            limits={"cpus": self.max_cpus, "memory": self.max_memory, "gpus": self.max_gpus,
+                    "walltime": self.max_walltime},
+            routing={k: v for k, v in (("partition", self.partition), ("account", self.account),
+                                       ("qos", self.qos)) if v})
+        return Profile(backend=backend, experiments={exp.name: exp},
+                       site_experiments=frozenset({exp.name}))
+
+    async def __call__(self, spawner, user_options: dict):
+        app = spawner.app_info()
+        try:
+            decision = check_session(self.profile(spawner.backend_name), user_options or {},
+                                     app=app.name, app_title=app.title)
+        except Refused as e:
+            raise refused(e.field, e.reason) from None
+        try:
+            return await spawner.make_jobspec(app=app, **decision.jobspec_fields())
+        except JobSpecError as e:
+            raise refused(e.field, e.reason) from None

@@ -14,15 +14,20 @@ import os
 import pwd
 import sys
 import time
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime
 
 from jupyterhub.spawner import SpawnException, Spawner
-from sqlalchemy.orm import object_session
-from traitlets import Bool, Callable, Dict, Float, Integer, List, Unicode, default, validate
+from traitlets import Bool, Callable, Dict, Float, Instance, Integer, List, Unicode, default, validate
 
-from .backends import BackendError, JobState, available_backends, get_backend
-from .jobspec import NAME_RE, JobSpec, parse_memory_mb, parse_walltime_s
-from .resolver import BUILTIN_APPS, AppInfo, default_resolver
+from .backends import available_backends, get_backend
+from .early_state import save_state_now
+from .jobspec import NAME_RE, JobSpec
+from .jobstatus import BackendError, JobState
+from .progress import ProgressLog
+from .resolver import BUILTIN_APPS, AppInfo, DefaultResolver
+from .session_wait import wait_for_session
+from .walltime import WalltimeExtension, hms
 
 
 class InkSpawner(Spawner):
@@ -44,12 +49,27 @@ class InkSpawner(Spawner):
         return proposal.value
 
     resolver = Callable(
-        default_resolver,
         help="""async (spawner, user_options) -> JobSpec. Validates a spawn request and decides
-        app, resources and routing. ink_hub sets the site catalogue's resolver here; it must raise
-        SpawnException (HTTP 400) naming the field and the reason for anything not allowed.
+        app, resources and routing, through the one validator (ink_spawner.validator). ink_hub
+        sets the site catalogue's resolver here; without it, DefaultResolver (configured as
+        `c.DefaultResolver.max_cpus` ...) applies. It must raise SpawnException (HTTP 400) naming
+        the field and the reason for anything not allowed.
         """,
     ).tag(config=True)
+
+    @default("resolver")
+    def _resolver_default(self):
+        return DefaultResolver(parent=self)
+
+    walltime_extension = Instance(
+        WalltimeExtension,
+        help="The activity-aware wall-time rule of this session (configure "
+        "`c.WalltimeExtension.extend_by` ...; ink_hub sets it from the catalogue).",
+    )
+
+    @default("walltime_extension")
+    def _walltime_extension_default(self):
+        return WalltimeExtension(parent=self)
 
     credentials = Callable(
         None,
@@ -130,55 +150,6 @@ class InkSpawner(Spawner):
         help="Tag put on every job (hub=<hub_id>) so statistics and orphan clean-up can find them.",
     ).tag(config=True)
 
-    # Resources and routing of the built-in default resolver only: ink_hub's site catalogue
-    # replaces that resolver and decides these per experiment.
-    default_cpus = Integer(1, help="CPU cores of a session when the request names none "
-                           "(default resolver only; the site catalogue decides otherwise).").tag(config=True)
-    max_cpus = Integer(8, help="Most CPU cores one session may request.").tag(config=True)
-    max_gpus = Integer(0, help="Most GPUs one session may request.").tag(config=True)
-    default_memory = Unicode("6G", help="Memory of a session when the request names none.").tag(config=True)
-    max_memory = Unicode("32G", help="Most memory one session may request.").tag(config=True)
-    default_walltime = Unicode("24:00:00", help="Wall time of a session; the scheduler enforces it.").tag(config=True)
-    max_walltime = Unicode("72:00:00", help="Longest wall time one session may request.").tag(config=True)
-    partition = Unicode("", help="Scheduler partition/queue for sessions ('' = scheduler default).").tag(config=True)
-    account = Unicode("", help="Scheduler account charged for sessions ('' = user default).").tag(config=True)
-    qos = Unicode("", help="Scheduler QOS for sessions ('' = default).").tag(config=True)
-
-    @validate("default_memory", "max_memory")
-    def _validate_memory(self, proposal):
-        parse_memory_mb(proposal.value, proposal.trait.name)
-        return proposal.value
-
-    @validate("default_walltime", "max_walltime")
-    def _validate_walltime(self, proposal):
-        parse_walltime_s(proposal.value, proposal.trait.name)
-        return proposal.value
-
-    extend_walltime_by = Unicode(
-        "",
-        help="""Activity-aware wall time: add this much (e.g. '4:00:00') to a running session's
-        wall time when it is nearly up and the session was used recently. '' turns it off.
-        The hub asks the scheduler to raise the limit (Slurm: the hub must be an operator).""",
-    ).tag(config=True)
-    extend_when_left = Unicode("0:30:00", help="Extend when less wall time than this is left.").tag(config=True)
-    extend_if_active_within = Unicode(
-        "1:00:00", help="Extend only if the session had activity within this time."
-    ).tag(config=True)
-    extend_walltime_max = Unicode(
-        "72:00:00", help="A session's wall time is never extended beyond this in total."
-    ).tag(config=True)
-
-    @validate("extend_when_left", "extend_if_active_within", "extend_walltime_max")
-    def _validate_extension_times(self, proposal):
-        parse_walltime_s(proposal.value, proposal.trait.name)
-        return proposal.value
-
-    @validate("extend_walltime_by")
-    def _validate_extend_by(self, proposal):
-        if proposal.value:
-            parse_walltime_s(proposal.value, proposal.trait.name)
-        return proposal.value
-
     allow_spawn_from_query = Bool(
         False,
         help="""Start a session from a plain link (GET /hub/spawn/USER/APP?option=...).
@@ -224,6 +195,7 @@ class InkSpawner(Spawner):
         self.job_max_walltime = state.get("job_max_walltime", 0)
         self._state_backend = state.get("backend")
         self._port = state.get("port")
+        self.end_reason = state.get("end_reason", "")
 
     def get_state(self):
         state = super().get_state()
@@ -231,6 +203,8 @@ class InkSpawner(Spawner):
             state.update(job_id=self.job_id, job_output=self.job_output, job_user=self.job_user,
                          backend=self.backend_name, port=self._port,
                          job_max_walltime=self.job_max_walltime)
+        if self.end_reason:  # kept after the job is gone: the panel says why it ended
+            state["end_reason"] = self.end_reason
         return state
 
     def clear_state(self):
@@ -244,6 +218,8 @@ class InkSpawner(Spawner):
 
     _state_backend = None
     _port = None
+    #: why the last job of this session ended, as the scheduler said (shown on the panel)
+    end_reason = ""
     _port_future: asyncio.Future | None = None
     _watching = False
 
@@ -314,25 +290,21 @@ class InkSpawner(Spawner):
 
     # ---- progress -----------------------------------------------------------------------------
 
+    _progress: ProgressLog | None = None
+
+    @property
+    def progress_log(self) -> ProgressLog:
+        if self._progress is None:
+            self._progress = ProgressLog(self.log, self._log_name)
+        return self._progress
+
     def _emit(self, progress: int, message: str) -> None:
-        self.log.info("%s: %s", self._log_name, message)
-        self._events.append({"progress": progress, "message": message})
-        self._events_changed.set()
-        self._events_changed = asyncio.Event()
+        self.progress_log.emit(progress, message)
 
     async def progress(self):
         """Real events while waiting: submitted, queued (reason, position), running on NODE, ready."""
-        index = 0
-        while True:
-            events = getattr(self, "_events", [])
-            while index < len(events):
-                yield events[index]
-                index += 1
-            changed = getattr(self, "_events_changed", None)
-            if changed is None:
-                await asyncio.sleep(0.1)
-            else:
-                await changed.wait()
+        async for event in self.progress_log.events():
+            yield event
 
     # ---- the job reports its port -------------------------------------------------------------
 
@@ -347,8 +319,9 @@ class InkSpawner(Spawner):
     # ---- start / poll / stop -----------------------------------------------------------------
 
     async def start(self):
-        self._events = []
-        self._events_changed = asyncio.Event()
+        self.progress_log.clear()
+        self.end_reason = ""
+        self.walltime_extension.reset()
         self._state_backend = None  # a new job: decided by the app and config, not old state
         self._state_backend = self.backend_name
         self._port = None
@@ -360,7 +333,7 @@ class InkSpawner(Spawner):
         if not isinstance(spec, JobSpec):
             raise TypeError(f"resolver returned {type(spec).__name__}, not a JobSpec")
         self._emit(5, f"Submitting {app.title} to {backend.name} ({spec.cpus} CPU, "
-                      f"{spec.memory_mb / 1024:g} GB, {_hms(spec.walltime_s)})")
+                      f"{spec.memory_mb / 1024:g} GB, {hms(spec.walltime_s)})")
         try:
             await backend.make_private_dir(spec.user, os.path.dirname(spec.output_path))
             job_id = await backend.submit(spec)
@@ -368,13 +341,15 @@ class InkSpawner(Spawner):
             raise SpawnException(str(e), reason="scheduler", status_code=503) from None
         self.job_id, self.job_output, self.job_user = job_id, spec.output_path, spec.user
         self.job_max_walltime = spec.max_walltime_s or spec.walltime_s
-        self._persist_state()
+        save_state_now(self)  # a hub that dies now still knows the job (and cancels it)
         self._emit(15, f"Submitted {backend.name} job {job_id}")
         cache = backend.status_cache
         cache.watch(job_id, starting=True, on_done=self._job_ended)
         self._watching = True
         try:
-            host, port = await self._wait_for_session(app)
+            host, port = await wait_for_session(
+                backend, job_id, self._port_future, app.title, self._emit,
+                lambda: backend.read_tail(self.job_user, self.job_output))
         except BaseException:
             # failure, spawn timeout (JupyterHub cancels start) or stop: leave no job behind
             try:
@@ -389,58 +364,6 @@ class InkSpawner(Spawner):
         self._port = port
         self._emit(95, f"{app.title} is up on {host}:{port}")
         return f"http://{host}:{port}"
-
-    async def _wait_for_session(self, app: AppInfo) -> tuple[str, int]:
-        backend = self.backend_instance
-        cache = backend.status_cache
-        job_id = self.job_id
-        port_future = self._port_future
-        last = last_error = None
-        while True:
-            status = cache.get(job_id)
-            if cache.last_error and cache.last_error != last_error:
-                self._emit(20, f"Cannot ask {backend.name} about job {job_id} (retrying): {cache.last_error}")
-            last_error = cache.last_error
-            if status is not None and status.describe() != last:
-                last = status.describe()
-                if status.state is JobState.PENDING:
-                    self._emit(30, last)
-                elif status.state is JobState.RUNNING:
-                    self._emit(60, f"{last}; starting {app.title}")
-            if status is not None and status.state is JobState.DONE:
-                tail = await backend.read_tail(self.job_user, self.job_output)
-                message = f"Job {job_id} ended before {app.title} started ({status.reason})."
-                if tail.strip():
-                    message += "\nLast lines of its output:\n" + tail.strip()[-1500:]
-                raise SpawnException(message, reason="job_died", status_code=500)
-            if port_future.done():
-                port = port_future.result()
-                if status is None or status.state is not JobState.RUNNING:
-                    status = await cache.fresh(job_id)  # the host must come from the scheduler
-                if status is not None and status.state is JobState.RUNNING:
-                    return backend.host_for(status), port
-                if status is not None and status.state is JobState.DONE:
-                    continue  # reported, then died: fails with its output on the next turn
-                await cache.wait_for_update(timeout=backend.spawn_poll_interval * 2)
-                continue
-            update = asyncio.ensure_future(cache.wait_for_update())
-            try:
-                await asyncio.wait({update, port_future}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                update.cancel()
-
-    def _persist_state(self) -> None:
-        """Save the job id now, not only when start() returns.
-
-        JupyterHub stores spawner state after a successful start. A hub that dies between the
-        submission and the port report would otherwise forget a queued job; with the id saved,
-        the restarted hub's poll() finds and cancels it.
-        """
-        orm_spawner = getattr(self, "orm_spawner", None)
-        session = object_session(orm_spawner) if orm_spawner is not None else None
-        if session is not None:
-            orm_spawner.state = self.get_state()
-            session.commit()
 
     def _ensure_watching(self) -> None:
         if self.job_id and not self._watching:
@@ -472,9 +395,14 @@ class InkSpawner(Spawner):
             status = await cache.fresh(self.job_id)
         if status is None:
             return None  # scheduler unreachable: never declare a session dead on a hiccup
-        if status.state is JobState.RUNNING and self.extend_walltime_by:
-            await self._maybe_extend(status)
+        if status.state is JobState.RUNNING and self.walltime_extension.enabled:
+            await self.walltime_extension.maybe_extend(self, status)
         if status.state is JobState.DONE:
+            backend = self.backend_instance
+            tail = await backend.read_tail(self.job_user or self.user.name, self.job_output) \
+                if self.job_output else ""
+            self.end_reason = replace(status, reason=backend.end_reason(status, tail)).describe()
+            self.log.info("%s: %s", self._log_name, self.end_reason)
             if not status.settled:
                 # ended for the user but still in the scheduler (held, completing): JupyterHub
                 # calls stop() only for servers that poll as running, so remove it here
@@ -484,38 +412,6 @@ class InkSpawner(Spawner):
                     pass
             return status.exit_code if status.exit_code else 1
         return None
-
-    _extended_to = 0
-
-    async def _maybe_extend(self, status) -> None:
-        """Give an active session more wall time before the scheduler ends it."""
-        limit, used = status.time_limit_s, status.time_used_s
-        if limit is None or used is None or limit < self._extended_to:
-            return  # unknown, or our last extension is not in the scheduler's answer yet
-        left = limit - used
-        if left > parse_walltime_s(self.extend_when_left):
-            return
-        # never beyond the site's maximum, nor beyond what the user's profile allows
-        maximum = min(parse_walltime_s(self.extend_walltime_max), self.job_max_walltime or limit)
-        new_limit = min(limit + parse_walltime_s(self.extend_walltime_by), maximum)
-        if new_limit <= limit:
-            return
-        last = getattr(self.orm_spawner, "last_activity", None) if self.orm_spawner else None
-        if last is None:
-            return
-        idle = (datetime.now(timezone.utc).replace(tzinfo=None) - last.replace(tzinfo=None)).total_seconds()
-        if idle > parse_walltime_s(self.extend_if_active_within):
-            self.log.info("%s: job %s has %ds left and was idle %ds: not extended",
-                          self._log_name, self.job_id, left, idle)
-            return
-        try:
-            await self.backend_instance.extend(self.job_id, self.job_user or self.user.name, new_limit)
-        except BackendError as e:
-            self.log.warning("%s: could not extend job %s: %s", self._log_name, self.job_id, e)
-            return
-        self._extended_to = new_limit
-        self.log.info("%s: extended job %s from %s to %s (active %ds ago)", self._log_name,
-                      self.job_id, _hms(limit), _hms(new_limit), idle)
 
     async def _cancel_job(self) -> None:
         job_id = self.job_id
@@ -549,6 +445,3 @@ class InkSpawner(Spawner):
         await self._cancel_job()
         self.clear_state()
 
-
-def _hms(seconds: int) -> str:
-    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import deque
 
-from .backends.base import BackendError
+from .jobstatus import BackendError
 
 
 class QueueSampler:

@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 
-from .backends.base import BackendError, JobState, JobStatus
+from .jobstatus import BackendError, JobState, JobStatus
 
 
 class StatusCache:

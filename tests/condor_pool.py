@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 
 from . import fake_schedd
-from .harness import REPO
+from .harness import REPO, VENV_BIN
 
 
 def decode_condor_arguments(text: str) -> list[str]:
@@ -44,7 +44,10 @@ def decode_condor_arguments(text: str) -> list[str]:
 
 
 class FakePool:
-    """A fake schedd queue file shared by the hub, the submit helper and the test."""
+    """A fake schedd queue file shared by the hub, the submit helper and the test.
+
+    The test's own process gets the fake at once; a hub gets it from :meth:`hub_config`, the
+    submit helper from :attr:`helper`."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="ink-fake-condor-")
@@ -56,6 +59,18 @@ class FakePool:
         self._saved = {k: os.environ.get(k) for k in ("INK_FAKE_SCHEDD_STATE", "PYTHONPATH")}
         os.environ["INK_FAKE_SCHEDD_STATE"] = self.state
         os.environ["PYTHONPATH"] = str(REPO)
+        fake_schedd.install(self.state)  # backends made in this process open the fake
+
+    def hub_config(self) -> str:
+        """Lines for a hub's (or a portal server's Python) config: the fake in that process."""
+        return (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+                f"from tests import fake_schedd; fake_schedd.install({self.state!r})\n"
+                f"c.HTCondorBackend.submit_helper = {self.helper!r}\n")
+
+    @property
+    def helper(self) -> list[str]:
+        """``c.HTCondorBackend.submit_helper`` for this pool: the real helper on the fake queue."""
+        return [str(VENV_BIN / "python"), "-m", "tests.fake_condor_job", "--fake-state", self.state]
 
     def ads(self, constraint: str = "true"):
         return fake_schedd.FakeSchedd().query(constraint)
@@ -96,6 +111,7 @@ class FakePool:
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
                 proc.wait()
+        fake_schedd.uninstall()
         for key, value in self._saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO, TEST_CATALOGUE, TEST_USERS, Hub, ensure_unix_users
+from .harness import REPO, TEST_CATALOGUE, TEST_HUB_ID, TEST_USERS, Hub, ensure_unix_users
 
 
 @pytest.fixture(scope="session")
@@ -41,16 +41,29 @@ def squeue_active(user: str | None = None) -> dict[str, str]:
 
 
 def cancel_test_jobs() -> None:
-    """Cancel leftover INK session jobs of the test users (and nobody else's)."""
-    out = subprocess.run(["squeue", "--noheader", "--format=%i %u %j"], capture_output=True,
+    """Cancel leftover INK jobs of the test users (and nobody else's): sessions of this test
+    run's hubs (comment hub=TEST_HUB_ID; another run's sessions are left alone) and job-API jobs."""
+    out = subprocess.run(["squeue", "--noheader", "--format=%i|%u|%j|%k"], capture_output=True,
                          text=True).stdout
     for line in out.splitlines():
-        job_id, user, name = line.split(maxsplit=2)
-        if user in TEST_USERS and name.startswith("ink-"):
+        job_id, user, name, comment = line.split("|", 3)
+        tags = dict(item.partition("=")[::2] for item in comment.split(","))
+        ours = tags.get("hub") == TEST_HUB_ID or tags.get("ink") == "workflow"
+        if user in TEST_USERS and name.startswith("ink-") and ours:
             subprocess.run(["scancel", job_id])
 
 
+#: Deadlines of state waits are multiplied by this (CI runs on 2 busy cores): a wait returns as
+#: soon as its state is reached, so a longer deadline never slows a passing test; it only keeps
+#: a loaded machine from failing one. Timing assertions measure elapsed time themselves.
+TIMEOUT_SCALE = float(os.environ.get("INK_TEST_TIMEOUT_SCALE", "4"))
+#: deadline (ms) of every browser wait and action: pages wait on states and events
+UI_TIMEOUT = int(120_000 * TIMEOUT_SCALE / 4)
+
+
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it is true; fail after ``timeout`` × TIMEOUT_SCALE seconds."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -117,11 +130,31 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-r
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+class PatientBrowser:
+    """A Playwright browser whose contexts wait up to UI_TIMEOUT for every action, navigation
+    and state (Playwright's default is 30 s, too short for a cold JupyterLab on a loaded box)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.set_default_timeout(UI_TIMEOUT)
+        context.set_default_navigation_timeout(UI_TIMEOUT)
+        return context
+
+    def new_page(self, **kwargs):
+        return self.new_context(**kwargs).new_page()
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        yield b
+        yield PatientBrowser(b)
         b.close()

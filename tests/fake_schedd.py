@@ -36,6 +36,23 @@ _EXPRESSIONS = {"PeriodicRemove", "Requirements"}
 _INTEGERS = {"RequestCpus", "RequestGPUs"}
 
 
+_REAL_SCHEDD = htcondor2.Schedd
+
+
+def install(state: str | None = None) -> None:
+    """Make ``htcondor2.Schedd`` this fake in the calling process (the hub, a portal server, the
+    submit helper, or the test itself): INK opens ``htcondor2.Schedd`` and is none the wiser.
+    ``state`` is the queue file shared by all of them."""
+    if state is not None:
+        os.environ["INK_FAKE_SCHEDD_STATE"] = state
+    htcondor2.Schedd = FakeSchedd
+
+
+def uninstall() -> None:
+    """Give ``htcondor2.Schedd`` back its real class."""
+    htcondor2.Schedd = _REAL_SCHEDD
+
+
 def _state_path() -> str:
     return os.environ["INK_FAKE_SCHEDD_STATE"]
 

@@ -24,6 +24,9 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.prefix) / "bin"
 TEST_USERS = ("alice", "bob", "carol", "dave", "erin")
+#: hub_id of every hub this test run starts: its session jobs carry comment hub=<id>, so a
+#: clean-up cancels this run's jobs and never those of another run on the same Slurm
+TEST_HUB_ID = f"test{os.getpid()}"
 
 # The site overlay of test hubs: a second app so that two named servers can run at once, and
 # 1 GB sessions (memory is not consumable on the dev Slurm, but keep requests modest).
@@ -96,11 +99,12 @@ c.JupyterHub.cleanup_servers = False
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "test-password"
 c.Authenticator.allowed_users = {set(TEST_USERS)!r}
-c.JupyterHub.services = [{{"name": "ink-test", "api_token": {self.token!r}}}]
+c.JupyterHub.services.append({{"name": "ink-test", "api_token": {self.token!r}}})  # after INK's services
 c.JupyterHub.load_roles.append({{"name": "ink-test", "services": ["ink-test"],  # after INK's roles
     "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
                "access:servers", "read:servers", "admin:server_state", "admin:groups"]}})
 c.InkSpawner.backend = {self.backend!r}
+c.InkSpawner.hub_id = {TEST_HUB_ID!r}
 c.InkSpawner.session_command = [{str(VENV_BIN / 'ink-session')!r}]
 c.InkSpawner.job_path = {os.pathsep.join([str(VENV_BIN), '/usr/local/bin', '/usr/bin', '/bin'])!r}
 c.JupyterHub.log_level = "DEBUG"
@@ -110,7 +114,7 @@ c.JupyterHub.log_level = "DEBUG"
         path.write_text(config + "\n" + self.extra_config)
         return path
 
-    def start(self, timeout: float = 60) -> "Hub":
+    def start(self, timeout: float = 180) -> "Hub":
         config = self.write_config()
         log = open(self.log_path, "ab")
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")

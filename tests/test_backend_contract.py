@@ -16,7 +16,6 @@ from ink_spawner.backends.slurm import SlurmBackend
 from ink_spawner.jobspec import JobSpec
 
 from .condor_pool import FakePool
-from .harness import VENV_BIN
 
 BACKENDS = ["local", "slurm", "htcondor"]
 
@@ -32,8 +31,7 @@ class Harness:
         elif kind == "slurm":
             self.backend = SlurmBackend()
         else:
-            self.backend = HTCondorBackend(schedd_class="tests.fake_schedd:FakeSchedd",
-                                           submit_helper=str(VENV_BIN / "ink-condor-job"))
+            self.backend = HTCondorBackend(submit_helper=self.pool.helper)
 
     def after_submit(self, job_id: str) -> None:
         if self.pool is not None:  # the negotiator matches it, the startd runs it

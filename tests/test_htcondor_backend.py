@@ -28,9 +28,8 @@ def pool(unix_users):
     p.close()
 
 
-def backend(**kw):
-    kw.setdefault("schedd_class", "tests.fake_schedd:FakeSchedd")
-    return HTCondorBackend(submit_helper=str(VENV_BIN / "ink-condor-job"), **kw)
+def backend(pool, **kw):
+    return HTCondorBackend(submit_helper=pool.helper, **kw)
 
 
 def spec(user="alice", **kw):
@@ -61,7 +60,7 @@ def test_arguments_that_htcondor_would_rewrite_are_refused(bad):
 
 
 def test_submit_description_parses_with_the_real_bindings():
-    b = backend(accounting_group="group_ink", extra_submit={"requirements": "(TARGET.IsInteractive =?= true)",
+    b = HTCondorBackend(accounting_group="group_ink", extra_submit={"requirements": "(TARGET.IsInteractive =?= true)",
                                                             "request_cpus": "64"})
     s = spec(gpus=1, image="/cvmfs/unpacked.cern.ch/alma9.sif", account="juno")
     d = b.submit_description(s)
@@ -98,11 +97,11 @@ def test_query_constraint_and_projection_are_valid_classad():
 
 def test_extra_submit_rejects_malformed_commands():
     with pytest.raises(BackendError):
-        backend(extra_submit={"bad key": "x"}).submit_description(spec())
+        HTCondorBackend(extra_submit={"bad key": "x"}).submit_description(spec())
 
 
 async def test_submit_runs_as_the_user_and_keeps_the_token_out_of_the_ad(pool):
-    b = backend()
+    b = backend(pool)
     s = spec()
     job_id = await b.submit(s)
     ad = pool.ad(job_id)
@@ -118,7 +117,7 @@ async def test_submit_runs_as_the_user_and_keeps_the_token_out_of_the_ad(pool):
 
 
 async def test_statuses_idle_reason_position_running_held_removed(pool):
-    b = backend()
+    b = backend(pool)
     job_id = await b.submit(spec(account="juno"))
     fake_schedd.add_foreign_idle_job("bob", "juno", prio=10)  # ahead of us in the group
     fake_schedd.set_idle_reason(job_id, "no slot with 2 cores free", matches=0)
@@ -139,7 +138,7 @@ async def test_statuses_idle_reason_position_running_held_removed(pool):
 
 
 async def test_one_schedd_query_serves_every_session(pool, monkeypatch):
-    b = backend(poll_interval=0.3, poll_jitter=0)
+    b = backend(pool, poll_interval=0.3, poll_jitter=0)
     jobs = [await b.submit(spec()) for _ in range(10)]
     calls = []
     real_query = fake_schedd.FakeSchedd.query
@@ -164,7 +163,8 @@ async def test_one_schedd_query_serves_every_session(pool, monkeypatch):
 
 async def test_no_schedd_is_a_clear_error(pool):
     """The REAL htcondor2.Schedd on a machine with no HTCondor daemon: clear messages, no hang."""
-    b = backend(schedd_class="htcondor2.Schedd")
+    fake_schedd.uninstall()  # this process and the helper use the real bindings
+    b = HTCondorBackend(submit_helper=[str(VENV_BIN / "ink-condor-job")])
     with pytest.raises(BackendError, match="did not answer the status query.*Unable to locate"):
         await b.query({"1.0"})
     with pytest.raises(BackendError, match="HTCondor submit failed.*Unable to locate"):
@@ -172,7 +172,7 @@ async def test_no_schedd_is_a_clear_error(pool):
 
 
 async def test_wall_time_is_read_from_the_ad_and_extended_by_the_owner(pool):
-    b = backend()
+    b = backend(pool)
     job_id = await b.submit(spec(walltime_s=3600))
     fake_schedd.set_running(job_id, "wn001")
     st = (await b.query({job_id}))[job_id]
@@ -187,7 +187,7 @@ async def test_wall_time_is_read_from_the_ad_and_extended_by_the_owner(pool):
 
 async def test_a_job_id_that_is_not_the_sessions_own_is_refused(pool):
     """The helper runs as the user: if it reported another user's job, the hub must not adopt it."""
-    b = backend()
+    b = backend(pool)
     bobs = fake_schedd.add_foreign_idle_job("bob", "juno")
 
     async def lying_helper(user, args, stdin):

@@ -18,13 +18,10 @@ import requests
 from . import fake_schedd
 from .condor_pool import FakePool
 from .conftest import wait_for
-from .harness import VENV_BIN
 
 pytestmark = pytest.mark.hub
 
-CONFIG = f"""
-c.HTCondorBackend.schedd_class = "tests.fake_schedd:FakeSchedd"
-c.HTCondorBackend.submit_helper = "{VENV_BIN / 'ink-condor-job'}"
+CONFIG = """
 c.HTCondorBackend.poll_interval = 1
 c.HTCondorBackend.spawn_poll_interval = 0.3
 c.InkSpawner.poll_interval = 1
@@ -44,7 +41,7 @@ def alice_jobs(pool, status=None):
 
 
 def test_session_on_htcondor_end_to_end(pool, hub_factory):
-    hub = hub_factory(CONFIG, backend="htcondor")
+    hub = hub_factory(pool.hub_config() + CONFIG, backend="htcondor")
     spawn = threading.Thread(target=hub.request_server, args=("alice", "jupyter"))
     spawn.start()
     job_id = wait_for(lambda: next(iter(alice_jobs(pool, status=1)), None), 20, message="job idle")
@@ -67,7 +64,7 @@ def test_session_on_htcondor_end_to_end(pool, hub_factory):
 
 
 def test_held_job_fails_the_spawn_with_the_hold_reason_and_is_removed(pool, hub_factory):
-    hub = hub_factory(CONFIG, backend="htcondor")
+    hub = hub_factory(pool.hub_config() + CONFIG, backend="htcondor")
     result = {}
     spawn = threading.Thread(target=lambda: result.update(r=hub.request_server("alice", "jupyter")))
     spawn.start()
@@ -87,7 +84,7 @@ def test_held_job_fails_the_spawn_with_the_hold_reason_and_is_removed(pool, hub_
 
 
 def test_running_session_that_gets_held_is_noticed_and_removed(pool, hub_factory):
-    hub = hub_factory(CONFIG, backend="htcondor")
+    hub = hub_factory(pool.hub_config() + CONFIG, backend="htcondor")
     spawn = threading.Thread(target=hub.request_server, args=("bob", "jupyter"))
     spawn.start()
     job_id = wait_for(lambda: next(iter(

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ink_spawner.backends.base import JobState
+from ink_spawner.jobstatus import JobState
 from ink_spawner.backends.slurm import SlurmBackend, parse_squeue
 from ink_spawner.jobspec import JobSpec
 

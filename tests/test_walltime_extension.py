@@ -9,9 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from ink_spawner.backends.base import JobState, JobStatus
+from ink_spawner.jobstatus import JobState, JobStatus
 from ink_spawner.backends.slurm import parse_squeue
 from ink_spawner.spawner import InkSpawner
+from traitlets.config import Config
 
 from .conftest import SLURM_HUB_CONFIG, wait_for
 
@@ -38,8 +39,8 @@ def sleeping_job(unix_users, dev_slurm):
 
 
 def spawner_for(job_id: str, idle: timedelta) -> InkSpawner:
-    spawner = InkSpawner(backend="slurm", extend_walltime_by="0:10:00", extend_when_left="0:30:00",
-                         extend_if_active_within="1:00:00", extend_walltime_max="0:35:00")
+    spawner = InkSpawner(backend="slurm", config=Config({"WalltimeExtension": dict(
+        extend_by="0:10:00", when_left="0:30:00", active_within="1:00:00", max_walltime="0:35:00")}))
     spawner.orm_spawner = SimpleNamespace(server=None, name="jupyter",
                                           last_activity=datetime.now(timezone.utc).replace(tzinfo=None) - idle)
     spawner.user = SimpleNamespace(name="alice")
@@ -52,13 +53,13 @@ async def test_active_session_is_extended_up_to_the_maximum(sleeping_job):
     assert time_limit(sleeping_job) == "00:20:00"
     spawner = spawner_for(sleeping_job, idle=timedelta(minutes=5))
     status = JobStatus(sleeping_job, JobState.RUNNING, node="x", time_limit_s=20 * 60, time_used_s=60)
-    await spawner._maybe_extend(status)
+    await spawner.walltime_extension.maybe_extend(spawner, status)
     assert time_limit(sleeping_job) == "00:30:00"
     # the next poll may still see the old limit: it must not extend twice
-    await spawner._maybe_extend(status)
+    await spawner.walltime_extension.maybe_extend(spawner, status)
     assert time_limit(sleeping_job) == "00:30:00"
     # the next one stops at the maximum (35 min), not at 40
-    await spawner._maybe_extend(JobStatus(sleeping_job, JobState.RUNNING, node="x",
+    await spawner.walltime_extension.maybe_extend(spawner, JobStatus(sleeping_job, JobState.RUNNING, node="x",
                                           time_limit_s=30 * 60, time_used_s=120))
     assert time_limit(sleeping_job) == "00:35:00"
 
@@ -67,14 +68,14 @@ async def test_extension_stops_at_the_profiles_limit(sleeping_job):
     """The site may allow 35 min in total, but this user's experiment only 25."""
     spawner = spawner_for(sleeping_job, idle=timedelta(minutes=5))
     spawner.job_max_walltime = 25 * 60
-    await spawner._maybe_extend(JobStatus(sleeping_job, JobState.RUNNING, node="x",
+    await spawner.walltime_extension.maybe_extend(spawner, JobStatus(sleeping_job, JobState.RUNNING, node="x",
                                           time_limit_s=20 * 60, time_used_s=60))
     assert time_limit(sleeping_job) == "00:25:00"
 
 
 async def test_idle_session_is_not_extended(sleeping_job):
     spawner = spawner_for(sleeping_job, idle=timedelta(hours=2))
-    await spawner._maybe_extend(JobStatus(sleeping_job, JobState.RUNNING, node="x",
+    await spawner.walltime_extension.maybe_extend(spawner, JobStatus(sleeping_job, JobState.RUNNING, node="x",
                                           time_limit_s=20 * 60, time_used_s=60))
     assert time_limit(sleeping_job) == "00:20:00"
 

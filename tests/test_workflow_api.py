@@ -251,6 +251,28 @@ def test_job_outside_profile_is_refused_with_400(portal, body, field):
     assert len(api(hub, "alice", tok, "GET", "/jobs").json()["jobs"]) == jobs_before
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"cpus": 3}, "cpus: 3 is outside the allowed range 1-2"),
+    ({"memory": "5G"}, "memory: 5G is more than your limit 4G"),
+    ({"walltime": "3:00:00"}, "walltime: 3:00:00 is more than your limit 2:00:00"),
+    ({"experiment": "atlas"}, "experiment: unknown experiment 'atlas' (yours: default, juno)"),
+    ({"image": "el7"}, "image: 'el7' is not offered by 'default' (offered: none)"),
+    ({"gpus": "1"}, "gpus: must be an integer"),
+])
+def test_a_session_and_a_job_are_refused_by_the_same_validator(portal, options, message):
+    """One validator: the same request outside the profile gets the same 400 from the hub's
+    spawn API and from the portal's job API, and neither submits anything."""
+    hub = portal
+    tok = token(hub, "alice", FULL)
+    before = set(squeue_active("alice"))
+    session = hub.request_server("alice", "jupyter", options)
+    job = api(hub, "alice", tok, "POST", "/jobs", json={"command": ["true"], **options})
+    assert (session.status_code, job.status_code) == (400, 400), (session.text, job.text)
+    assert session.json()["message"] == job.json()["message"] == message
+    assert hub.server("alice", "jupyter") is None
+    assert set(squeue_active("alice")) <= before
+
+
 def test_malformed_json_is_400(portal):
     tok = token(portal, "alice", FULL)
     r = requests.post(f"{portal.url}/user/alice/portal/ink/api/v1/jobs", data=b"{not json",

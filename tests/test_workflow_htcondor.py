@@ -8,7 +8,6 @@ environment file and its loader in the job.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import tempfile
@@ -18,7 +17,7 @@ import pytest
 from . import fake_schedd
 from .condor_pool import FakePool
 from .conftest import wait_for
-from .harness import REPO, VENV_BIN
+from .harness import REPO
 from .test_workflow_api import CATALOGUE, FULL, api, token
 
 pytestmark = pytest.mark.hub
@@ -34,12 +33,11 @@ def pool(unix_users):
 def test_job_on_htcondor_runs_as_the_user_with_its_environment(pool, hub_factory):
     config_dir = tempfile.mkdtemp(prefix="ink-wf-jupyter-config-")
     os.chmod(config_dir, 0o755)
-    with open(os.path.join(config_dir, "jupyter_server_config.json"), "w") as f:
-        json.dump({"HTCondorBackend": {"schedd_class": "tests.fake_schedd:FakeSchedd",
-                                       "submit_helper": str(VENV_BIN / "ink-condor-job")}}, f)
-    os.chmod(os.path.join(config_dir, "jupyter_server_config.json"), 0o644)
-    hub = hub_factory(f"""
-c.HTCondorBackend.schedd_class = "tests.fake_schedd:FakeSchedd"
+    # the portal's jupyter-server (as alice) opens the fake schedd too: a Python config file
+    with open(os.path.join(config_dir, "jupyter_server_config.py"), "w") as f:
+        f.write(pool.hub_config())
+    os.chmod(os.path.join(config_dir, "jupyter_server_config.py"), 0o644)
+    hub = hub_factory(pool.hub_config() + f"""
 c.Spawner.environment = {{"PYTHONPATH": {str(REPO)!r}, "INK_FAKE_SCHEDD_STATE": {pool.state!r},
                          "JUPYTER_CONFIG_PATH": {config_dir!r}}}
 """, backend="htcondor", catalogue=CATALOGUE)

@@ -18,8 +18,8 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from ink_files_ext.workflow import handlers as wf_handlers
-from ink_files_ext.workflow.openapi import document
+from ink_files_ext.jobs import handlers as wf_handlers
+from ink_files_ext.openapi import document
 
 from .conftest import SLURM_HUB_CONFIG, cancel_test_jobs, wait_for
 from .harness import REPO, Hub
@@ -62,7 +62,7 @@ def test_every_route_is_documented_and_every_operation_routed():
 
 
 def test_files_section_documents_the_file_managers_api():
-    from ink_files_ext.workflow import openapi
+    from ink_files_ext import openapi
 
     paths = openapi.files_paths()
     assert f"{openapi.FILES}/uploads/{{upload_id}}" in paths and f"{openapi.FILES}/download" in paths

@@ -10,14 +10,28 @@ import subprocess
 
 import pytest
 
-from ink_files_ext.workflow.profile import (JOB_WRAPPER, Profile, RequestError, check_request,
-                                            make_jobspec)
-from ink_files_ext.workflow.store import JobStore, public
-from ink_spawner.backends.base import JobState, JobStatus
+from ink_files_ext.jobs.service import JOB_WRAPPER, make_jobspec
+from ink_files_ext.jobs.store import JobStore, public
+from ink_files_ext.scopes import CUSTOM_SCOPES, user_role_scopes
 from ink_spawner.backends.slurm import SlurmBackend
-from ink_spawner.workflow import CUSTOM_SCOPES, PROFILE_ENV, user_role_scopes
+from ink_spawner.jobstatus import JobState, JobStatus
+from ink_spawner.validator import PROFILE_ENV, ExperimentProfile, Profile
+from ink_spawner.validator import Refused as RequestError
 
-PROFILE = Profile(backend="slurm", experiments={
+
+def check_request(profile, body, home):
+    from ink_spawner.validator import check_job
+
+    return check_job(profile, body, home=home)
+
+
+def profile(backend: str, experiments: dict) -> Profile:
+    return Profile(backend=backend, experiments={n: ExperimentProfile.from_dict(n, e)
+                                                 for n, e in experiments.items()},
+                   site_experiments=frozenset(experiments) | {"atlas"})
+
+
+PROFILE = profile("slurm", {
     "juno": {"title": "JUNO", "defaults": {"cpus": 1, "memory": "2G", "gpus": 0, "walltime": "1:00:00"},
              "limits": {"cpus": 4, "memory": "8G", "gpus": 1, "walltime": "24:00:00"},
              "routing": {"partition": "juno", "account": "juno-acct"},
@@ -68,7 +82,7 @@ def test_invalid_requests_name_the_field(tmp_path, body, field):
 
 def test_no_experiment_no_jobs(tmp_path):
     with pytest.raises(RequestError, match="not a member of any experiment"):
-        check_request(Profile("slurm", {}), {"command": ["x"]}, str(tmp_path))
+        check_request(profile("slurm", {}), {"command": ["x"]}, str(tmp_path))
 
 
 def test_jobspec_wraps_argv_without_a_shell_string_and_keeps_routing(tmp_path):
@@ -140,7 +154,7 @@ def test_store_states(tmp_path):
 
 def test_scopes_and_role():
     assert set(CUSTOM_SCOPES) == {"custom:ink:jobs", "custom:ink:jobs:read", "custom:ink:files",
-                                  "custom:ink:files:read"}
+                                  "custom:ink:files:read", "custom:ink:ssh"}
     assert CUSTOM_SCOPES["custom:ink:jobs"]["subscopes"] == ["custom:ink:jobs:read"]
     assert user_role_scopes()[0] == "self" and "custom:ink:jobs!user" in user_role_scopes()
     assert PROFILE_ENV == "INK_WORKFLOW"
@@ -202,14 +216,13 @@ async def test_hub_hands_the_portal_the_users_batch_profile(tmp_path):
     override, the routing of the hub's backend; the portal app is marked jobs: true."""
     from ink_hub.catalogue.load import load_site
     from ink_hub.catalogue.resolve import CatalogueResolver
-    from ink_hub.workflow import profile_env
 
     (tmp_path / "site.yaml").write_text(SITE)
     site = load_site([str(tmp_path / "site.yaml")])
     assert site.catalogue.apps["portal"].jobs and not site.catalogue.apps["jupyter"].jobs
     resolver = CatalogueResolver(site.catalogue)
-    alice = json.loads((await profile_env(resolver, "alice", set(), "slurm"))[PROFILE_ENV])
-    bob = json.loads((await profile_env(resolver, "bob", set(), "htcondor"))[PROFILE_ENV])
+    alice = json.loads((await resolver.profile_for("alice", set(), "slurm")).to_json())
+    bob = json.loads((await resolver.profile_for("bob", set(), "htcondor")).to_json())
     assert set(alice["experiments"]) == {"juno"} and alice["backend"] == "slurm"
     assert alice["experiments"]["juno"]["limits"]["cpus"] == 4  # her override
     assert bob["experiments"]["juno"]["limits"]["cpus"] == 2
@@ -219,14 +232,14 @@ async def test_hub_hands_the_portal_the_users_batch_profile(tmp_path):
     profile = Profile.from_env({PROFILE_ENV: json.dumps(alice)})
     req = check_request(profile, {"command": ["x"], "cpus": 4}, str(tmp_path))
     assert req.routing["partition"] == "juno"
-    with pytest.raises(RequestError, match="^experiment: 'atlas' is not one of your experiments"):
+    with pytest.raises(RequestError, match=r"^experiment: you are not a member of 'atlas' \(yours: juno\)$"):
         check_request(profile, {"command": ["x"], "experiment": "atlas"}, str(tmp_path))
 
 
 def test_hub_config_defines_scopes_and_keeps_a_sites_roles():
     from traitlets.config import Config
 
-    from ink_hub.workflow import configure_scopes
+    from ink_hub.scopes import configure_scopes
 
     c = Config()
     c.JupyterHub.load_roles = [{"name": "monitor", "scopes": ["read:metrics"]}]

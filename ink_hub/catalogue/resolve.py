@@ -1,8 +1,11 @@
-"""The catalogue resolver: the server-side check of every spawn, from the form or the REST API.
+"""The catalogue resolver: what each user may run, and the server-side check of every spawn.
 
-It decides experiment, app, image, resources and scheduler routing for one spawn from the
-user's memberships and overrides, and refuses anything else with HTTP 400 naming the field
-and the reason, before anything is submitted. InkSpawner calls it as its ``resolver``.
+The catalogue decides what a user is *allowed*: :meth:`CatalogueResolver.profile_for` turns
+the user's memberships and overrides into a :class:`~ink_spawner.validator.Profile` (their
+experiments, apps, images, defaults, limits, routing, session cap). Whether one request fits
+it is decided by the one validator, :mod:`ink_spawner.validator`, for sessions here (InkSpawner
+calls this object as its ``resolver``) and for batch jobs in the portal, which receives the
+same profile. A refusal is HTTP 400 naming the field and the reason; nothing is submitted.
 """
 
 from __future__ import annotations
@@ -13,20 +16,12 @@ import json
 import os
 import pwd
 
-from jupyterhub.spawner import SpawnException
+from ink_spawner.jobspec import JobSpec, JobSpecError, parse_walltime_s
+from ink_spawner.resolver import refused
+from ink_spawner.validator import (PROFILE_ENV, ExperimentProfile, Profile, Refused, Resolved,
+                                   check_session)
 
-from ink_spawner.jobspec import JobSpec, JobSpecError, parse_memory_mb, parse_walltime_s
-
-from .. import workflow
-from .model import Catalogue, Experiment, Resources
-
-#: user_options the REST API accepts (all optional; defaults come from the profile)
-OPTION_TYPES = {"experiment": str, "image": str, "cpus": int, "memory": str, "gpus": int,
-                "walltime": str}
-
-
-def refuse(field: str, reason: str) -> SpawnException:
-    return SpawnException(f"{field}: {reason}", reason="not_allowed", status_code=400)
+from .model import Catalogue, Experiment, Resources, app_defaults
 
 
 def unix_groups(username: str) -> set[str]:
@@ -76,56 +71,63 @@ class CatalogueResolver:
         override = self.catalogue.overrides.get(username)
         return self.catalogue.limits.merged(exp.limits).merged(override.limits if override else None)
 
+    def routing_for(self, exp: Experiment, backend: str) -> dict[str, str]:
+        """The scheduler routing of an experiment on one backend (only the values set)."""
+        routing: dict = {}
+        if backend == "slurm":
+            r = exp.routing.slurm
+            routing = {"partition": r.partition, "account": r.account, "qos": r.qos}
+        elif backend == "htcondor":
+            r = exp.routing.htcondor
+            routing = {"account": r.accounting_group, "requirements": r.requirements}
+        return {k: v for k, v in routing.items() if v}
+
+    async def profile_for(self, username: str, hub_groups: set[str], backend: str) -> Profile:
+        """Everything this user may run on ``backend``: the input of the one validator
+        (:mod:`ink_spawner.validator`), for sessions here and for batch jobs in the portal."""
+        catalogue = self.catalogue
+        experiments = {}
+        for name in await self.experiments_for(username, hub_groups):
+            exp = catalogue.experiments[name]
+            apps = tuple(self.apps_of(username, name))
+            defaults = catalogue.defaults.merged(exp.defaults)
+            limits = self.limits_for(username, exp)
+            own = {a: app_defaults(defaults, catalogue.apps.get(a), limits).model_dump() for a in apps
+                   if a in catalogue.apps and any(v is not None for v in catalogue.apps[a].defaults.model_dump().values())}
+            experiments[name] = ExperimentProfile(
+                name=name, title=exp.title, apps=apps, app_defaults=own,
+                defaults=defaults.model_dump(), limits=limits.model_dump(),
+                images={i: catalogue.images[i].path for i in exp.images},
+                default_image=exp.default_image, routing=self.routing_for(exp, backend))
+        return Profile(backend=backend, experiments=experiments,
+                       site_experiments=frozenset(catalogue.experiments),
+                       max_sessions=catalogue.site.max_sessions_per_user)
+
     # ---- the resolver -----------------------------------------------------------------------
 
     async def __call__(self, spawner, user_options: dict) -> JobSpec:
-        options = self._typed_options(user_options or {})
         app = spawner.app_info()
         username = spawner.user.name
         hub_groups = {g.name for g in getattr(spawner.user, "groups", [])}
-        allowed = await self.experiments_for(username, hub_groups)
-        if not allowed:
-            raise refuse("experiment", "you are not a member of any experiment on this site")
+        profile = await self.profile_for(username, hub_groups, spawner.backend_name)
+        others = [s for n, s in spawner.user.spawners.items() if n != spawner.name and s.active]
+        try:
+            decision = check_session(profile, user_options or {}, app=app.name,
+                                     app_title=app.title, other_sessions=len(others))
+        except Refused as e:
+            raise refused(e.field, e.reason) from None
+        env = await self.session_env(spawner, decision, hub_groups)
+        try:
+            return await spawner.make_jobspec(app=app, extra_env=env, **decision.jobspec_fields())
+        except JobSpecError as e:
+            raise refused(e.field, e.reason) from None
 
-        name = options.get("experiment")
-        if name is None:
-            offering = [e for e in allowed if app.name in self.apps_of(username, e)]
-            if not offering:
-                raise refuse("app", f"{app.title} is not available in your experiments")
-            name = offering[0]
-        elif name not in self.catalogue.experiments:
-            raise refuse("experiment", f"unknown experiment {name!r}")
-        elif name not in allowed:
-            raise refuse("experiment", f"you are not a member of {name!r}")
-        exp = self.catalogue.experiments[name]
-        if app.name not in self.apps_of(username, name):
-            raise refuse("app", f"{app.title} is not available in experiment {name!r}")
-
-        image_path = None
-        image = options.get("image", exp.default_image)
-        if image is not None:
-            if image not in exp.images:
-                offered = ", ".join(exp.images) or "none"
-                raise refuse("image", f"{image!r} is not offered by {name!r} (offered: {offered})")
-            image_path = self.catalogue.images[image].path
-
-        self._check_session_cap(spawner)
-        defaults = self.catalogue.defaults.merged(exp.defaults)
-        limits = self.limits_for(username, exp)
-        resources = self._resources(options, defaults, limits)
-
-        routing = {}
-        extra = {}
-        if spawner.backend_name == "slurm":
-            r = exp.routing.slurm
-            routing = dict(partition=r.partition, account=r.account, qos=r.qos)
-        elif spawner.backend_name == "htcondor":
-            r = exp.routing.htcondor
-            routing = dict(account=r.accounting_group)
-            extra["requirements"] = r.requirements
-        env = {"INK_EXPERIMENT": name}
-        if image is not None:
-            env["INK_IMAGE"] = image
+    async def session_env(self, spawner, decision: Resolved, hub_groups: set[str]) -> dict[str, str]:
+        """What a session of this experiment gets in its environment from the catalogue."""
+        exp = self.catalogue.experiments[decision.experiment]
+        env = {"INK_EXPERIMENT": decision.experiment}
+        if decision.image is not None:
+            env["INK_IMAGE"] = decision.image
         if exp.setup:
             env["INK_SETUP_SCRIPT"] = exp.setup
         if exp.kernels:
@@ -137,66 +139,18 @@ class CatalogueResolver:
             env["INK_ANONYMOUS_SHARES"] = "1"
         if self.share_links is not None:
             env["INK_SHARE_KEY"] = self.share_links.key_for(spawner.user.name)
-        app_entry = self.catalogue.apps.get(app.name)
+        app_entry = self.catalogue.apps.get(spawner.name)
         if app_entry is not None and app_entry.idle_timeout:
             env["INK_IDLE_TIMEOUT"] = str(parse_walltime_s(app_entry.idle_timeout))
         if app_entry is not None and app_entry.shell_idle_timeout:
             env["INK_SHELL_IDLE_TIMEOUT"] = str(parse_walltime_s(app_entry.shell_idle_timeout))
         if self.ssh_ca is not None and app_entry is not None and app_entry.ssh_certificate:
-            unix_user = spawner.user.name
-            key, cert = await asyncio.to_thread(self.ssh_ca.mint, unix_user)
+            key, cert = await asyncio.to_thread(self.ssh_ca.mint, spawner.user.name)
             env["INK_SSH_KEY"], env["INK_SSH_CERT"] = key, cert
             env["INK_LOGIN_NODES"] = json.dumps(
-                {n: node.model_dump() for n, node in self.catalogue.site.login_nodes.items()})
+                {n: node.model_dump() for n, node in site.login_nodes.items()})
         if app_entry is not None and app_entry.jobs:
-            env.update(await workflow.profile_env(self, username, hub_groups, spawner.backend))
-        try:
-            return await spawner.make_jobspec(app=app, image=image_path, extra_env=env,
-                                              **resources, **routing, **extra)
-        except JobSpecError as e:
-            raise refuse(e.field, e.reason) from None
-
-    # ---- pieces -----------------------------------------------------------------------------
-
-    @staticmethod
-    def _typed_options(options) -> dict:
-        if not isinstance(options, dict):
-            raise refuse("user_options", "must be a JSON object")
-        for key, value in options.items():
-            expected = OPTION_TYPES.get(key)
-            if expected is None:
-                raise refuse(key, f"unknown option (allowed: {', '.join(OPTION_TYPES)})")
-            if isinstance(value, bool) or not isinstance(value, expected):
-                raise refuse(key, f"must be {'an integer' if expected is int else 'a string'}")
-            if expected is str and (len(value) > 64 or not value.isprintable()):
-                raise refuse(key, "must be a short printable string")
-        return options
-
-    def _check_session_cap(self, spawner) -> None:
-        cap = self.catalogue.site.max_sessions_per_user
-        others = [s for n, s in spawner.user.spawners.items() if n != spawner.name and s.active]
-        if len(others) >= cap:
-            raise refuse("sessions", f"you already have {len(others)} sessions running (limit {cap}); "
-                         "stop one first")
-
-    @staticmethod
-    def _resources(options: dict, defaults: Resources, limits: Resources) -> dict:
-        cpus = options.get("cpus", defaults.cpus)
-        gpus = options.get("gpus", defaults.gpus or 0)
-        if not 1 <= cpus <= limits.cpus:
-            raise refuse("cpus", f"{cpus} is outside the allowed range 1-{limits.cpus}")
-        if not 0 <= gpus <= (limits.gpus or 0):
-            raise refuse("gpus", f"{gpus} is outside the allowed range 0-{limits.gpus or 0}")
-        try:
-            memory_mb = parse_memory_mb(options.get("memory", defaults.memory))
-            walltime_s = parse_walltime_s(options.get("walltime", defaults.walltime))
-        except JobSpecError as e:
-            raise refuse(e.field, e.reason) from None
-        if memory_mb > parse_memory_mb(limits.memory):
-            memory = options.get("memory", defaults.memory)
-            raise refuse("memory", f"{memory} is more than the limit {limits.memory}")
-        if walltime_s > parse_walltime_s(limits.walltime):
-            walltime = options.get("walltime", defaults.walltime)
-            raise refuse("walltime", f"{walltime} is more than the limit {limits.walltime}")
-        return dict(cpus=cpus, gpus=gpus, memory_mb=memory_mb, walltime_s=walltime_s,
-                    max_walltime_s=parse_walltime_s(limits.walltime))
+            # batch jobs go to the hub's default backend, whichever backend the portal runs on
+            jobs_profile = await self.profile_for(spawner.user.name, hub_groups, spawner.backend)
+            env[PROFILE_ENV] = jobs_profile.to_json()
+        return env

@@ -9,7 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib.metadata import entry_points
 
-from .base import Backend, BackendError, JobState, JobStatus
+from ..jobstatus import BackendError, JobState, JobStatus
+from .base import Backend
 
 ENTRY_POINT_GROUP = "ink_spawner.backends"
 

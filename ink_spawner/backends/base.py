@@ -10,7 +10,6 @@ serves every session.
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 import shutil
 import signal
@@ -21,57 +20,8 @@ from traitlets import Bool, Float, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..jobspec import USERNAME_RE, JobSpec
-
-
-class BackendError(RuntimeError):
-    """The scheduler refused a request or did not answer; the message is shown to the user."""
-
-
-class JobState(enum.Enum):
-    PENDING = "pending"  # queued, or allocated and booting
-    RUNNING = "running"
-    DONE = "done"  # ended: completed, failed, cancelled, timed out, or no longer known
-
-    @property
-    def active(self) -> bool:
-        return self is not JobState.DONE
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """One job as the last scheduler query saw it."""
-
-    job_id: str
-    state: JobState
-    node: str | None = None  # where it runs; the only source of a session's host
-    reason: str | None = None  # why it is pending, or how it ended
-    position: int | None = None  # 1-based place among pending jobs of its partition
-    pending_total: int | None = None
-    expected_start: str | None = None
-    partition: str | None = None
-    exit_code: int | None = None
-    settled: bool = True  # False while an ended job is still in the scheduler (completing, held)
-    time_limit_s: int | None = None  # the job's wall time as the scheduler enforces it now
-    time_used_s: int | None = None  # how long it has been running
-
-
-    def describe(self) -> str:
-        """A sentence for progress messages."""
-        if self.state is JobState.PENDING:
-            parts = [f"Job {self.job_id} is queued"]
-            if self.partition:
-                parts[0] += f" in partition {self.partition}"
-            if self.position:
-                parts.append(f"position {self.position} of {self.pending_total}")
-            if self.reason and self.reason != "None":
-                parts.append(f"reason: {self.reason}")
-            if self.expected_start:
-                parts.append(f"expected start {self.expected_start}")
-            return ", ".join(parts)
-        if self.state is JobState.RUNNING:
-            return f"Job {self.job_id} is running on {self.node}"
-        detail = f" ({self.reason})" if self.reason else ""
-        return f"Job {self.job_id} has ended{detail}"
+from ..jobstatus import BackendError, JobStatus
+from ..status import StatusCache
 
 
 @dataclass
@@ -184,8 +134,6 @@ class Backend(LoggingConfigurable):
     def status_cache(self):
         """The one status cache of this backend instance."""
         if self._status_cache is None:
-            from ..status import StatusCache
-
             self._status_cache = StatusCache(self)
         return self._status_cache
 
@@ -212,6 +160,11 @@ class Backend(LoggingConfigurable):
         """Running and pending jobs per partition (or group) on the whole scheduler, with ONE
         query: {"debug": {"running": 12, "pending": 3}}. For the platform overview."""
         raise NotImplementedError
+
+    def end_reason(self, status: JobStatus, output_tail: str) -> str | None:
+        """How an ended job ended, for the user: the scheduler's reason, refined from the end of
+        the job's output where the scheduler reports less than it wrote there."""
+        return status.reason
 
     def host_for(self, status: JobStatus) -> str:
         """The host the proxy uses to reach a running job, from the scheduler's node name."""

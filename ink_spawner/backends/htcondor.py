@@ -20,11 +20,12 @@ import re
 import sys
 import time
 
-from traitlets import Dict, Unicode, default
+from traitlets import Dict, List, Unicode, default, validate
 
 from ..condor_job import open_schedd
 from ..jobspec import JobSpec
-from .base import Backend, BackendError, JobState, JobStatus, minimal_env
+from ..jobstatus import BackendError, JobState, JobStatus
+from .base import Backend, minimal_env
 
 # JobStatus codes of HTCondor job ads
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
@@ -76,20 +77,21 @@ class HTCondorBackend(Backend):
         "as HTCondor's configuration on the hub names it).",
     ).tag(config=True)
 
-    schedd_class = Unicode(
-        "htcondor2.Schedd",
-        help="Import path of the Schedd class. Only tests change it (to a fake schedd, since no "
-        "HTCondor daemons can be installed on the CI machines).",
-    ).tag(config=True)
-
-    submit_helper = Unicode(
-        help="The helper that submits and removes jobs as the user (`ink-condor-job`), as an "
-        "absolute path on the hub host.",
+    submit_helper = List(
+        Unicode(),
+        help="argv of the helper that submits and removes jobs as the user (`ink-condor-job`, "
+        "an absolute path on the hub host); its subcommand and arguments are appended.",
     ).tag(config=True)
 
     @default("submit_helper")
     def _submit_helper_default(self):
-        return os.path.join(sys.prefix, "bin", "ink-condor-job")
+        return [os.path.join(sys.prefix, "bin", "ink-condor-job")]
+
+    @validate("submit_helper")
+    def _validate_submit_helper(self, proposal):
+        if not proposal.value or not os.path.isabs(proposal.value[0]):
+            raise ValueError("submit_helper: an argv whose program is an absolute path")
+        return proposal.value
 
     env_dir = Unicode(
         "{home}/.ink/sessions",
@@ -227,7 +229,7 @@ class HTCondorBackend(Backend):
         """The schedd client, located once (a remote schedd through the collector) and reused;
         forgotten after a failure so that the next query locates it again."""
         if self._schedd_obj is None:
-            self._schedd_obj = open_schedd(self.schedd_class, self.schedd_name)
+            self._schedd_obj = open_schedd(self.schedd_name)
         return self._schedd_obj
 
     def _query_ads(self, constraint: str, projection: list[str], what: str) -> list:
@@ -239,8 +241,7 @@ class HTCondorBackend(Backend):
             raise BackendError(f"The HTCondor schedd did not answer the {what} query: {e}") from None
 
     async def _helper(self, user: str, args: list[str], stdin: str) -> dict:
-        argv = [*self.as_user(user), self.submit_helper, "--schedd-class", self.schedd_class,
-                "--schedd-name", self.schedd_name, *args]
+        argv = [*self.as_user(user), *self.submit_helper, "--schedd-name", self.schedd_name, *args]
         result = await self.run(argv, env=minimal_env(_passthrough_env()), stdin=stdin)
         try:
             reply = json.loads(result.stdout or "{}")
@@ -254,8 +255,7 @@ class HTCondorBackend(Backend):
 
 def _passthrough_env() -> dict[str, str]:
     """HTCondor client configuration the helper needs (not secrets of the hub)."""
-    keep = ("CONDOR_CONFIG", "_CONDOR_SCHEDD_HOST", "_CONDOR_COLLECTOR_HOST", "INK_FAKE_SCHEDD_STATE",
-            "PYTHONPATH")
+    keep = ("CONDOR_CONFIG", "_CONDOR_SCHEDD_HOST", "_CONDOR_COLLECTOR_HOST", "PYTHONPATH")
     return {k: v for k, v in os.environ.items() if k in keep or k.startswith("_CONDOR_SEC_")}
 
 

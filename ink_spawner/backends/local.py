@@ -18,7 +18,8 @@ import signal
 from traitlets import Float, Unicode, default
 
 from ..jobspec import JobSpec
-from .base import Backend, BackendError, JobState, JobStatus, minimal_env
+from ..jobstatus import BackendError, JobState, JobStatus
+from .base import Backend, minimal_env
 
 # A constant program, not built from input: append the job's output to the file named in the
 # environment, then become the session's argv.

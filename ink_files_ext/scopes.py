@@ -1,12 +1,12 @@
-"""What the hub and the user's server agree on for the workflow (job) API.
+"""INK's token scopes: what the APIs of the user's server check, and what the hub grants.
 
-The hub defines INK's custom scopes and grants them to the ``user`` role; a token a user creates
-on the token page may carry them. The hub also hands the user's batch profile (backend,
-experiments with their defaults, limits, routing and images) to the portal server in one
-environment variable when it starts it. The portal's job API (``ink_files_ext.workflow``)
-checks the scopes of every request and submits only jobs inside that profile.
-
-Standard library only: both sides import it, and the job side imports nothing of the hub.
+The file API (``/ink/api/files/``) and the job API (``/ink/api/v1``) of the user's server
+check these scopes on every token request (:mod:`ink_files_ext.api_auth`), the hub's SSH
+certificate API ``custom:ink:ssh`` (:mod:`ink_hub.ssh_api`); the hub defines them
+in ``c.JupyterHub.custom_scopes`` and grants them, on the user's own resources, to the ``user``
+role (:mod:`ink_hub.scopes`), so a token a user creates on the token page may carry them. The
+contract lives here, next to the handlers that enforce it. Standard library only: the hub
+imports it without loading jupyter-server.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ SCOPE_FILES = "custom:ink:files"
 #: list, stat and download files
 SCOPE_FILES_READ = "custom:ink:files:read"
 
+#: have the hub sign your own SSH public key (short-lived certificate) to SSH into your sessions
+SCOPE_SSH = "custom:ink:ssh"
+
 #: definitions for ``c.JupyterHub.custom_scopes``
 CUSTOM_SCOPES = {
     SCOPE_JOBS_READ: {"description": "List your INK batch jobs and read their output."},
@@ -28,13 +31,9 @@ CUSTOM_SCOPES = {
     SCOPE_FILES_READ: {"description": "List and download your files through INK."},
     SCOPE_FILES: {"description": "Upload, move and delete your files through INK.",
                   "subscopes": [SCOPE_FILES_READ]},
+    SCOPE_SSH: {"description": "Get short-lived SSH certificates for your own key, to SSH into "
+                "your INK sessions."},
 }
-
-#: environment variable of the portal session holding the user's batch profile (JSON)
-PROFILE_ENV = "INK_WORKFLOW"
-
-#: the named server that serves the job API
-PORTAL_SERVER = "portal"
 
 
 def user_role_scopes() -> list[str]:

@@ -1,6 +1,6 @@
 """The job API's handlers: ``/ink/api/v1/...`` in the user's own server, as the user.
 
-Every request is authenticated and authorized by :mod:`.auth` (token checked with the hub
+Every request is authenticated and authorized by :mod:`ink_files_ext.api_auth` (token checked with the hub
 without cache: 401 at once when expired or revoked; INK scope of the action: 403 naming it).
 Errors are JSON ``{"message": ...}`` with a real status code (jupyter-server's APIHandler).
 """
@@ -17,11 +17,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from ink_spawner.backends.base import BackendError
-from ink_spawner.workflow import SCOPE_JOBS, SCOPE_JOBS_READ
+from ink_spawner.validator import Refused, check_job
 
-from . import auth, openapi
-from .profile import RequestError, check_request
+from .. import api_auth as auth
+from .. import openapi
+from ..scopes import SCOPE_JOBS, SCOPE_JOBS_READ
 from .store import ACTIVE, FINAL, public
 
 API = "/ink/api/v1"
@@ -29,14 +29,15 @@ _NUMBER = re.compile(r"^[0-9]{1,15}$")  # ASCII digits only (str.isdigit() accep
 OUTPUT_LIMIT = 4 << 20  # most bytes of output one request returns
 
 
-class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
+class JobsAPIHandler(ExtensionHandlerMixin, APIHandler):
     """Base: the hub decides who may call, INK's scopes decide what they may do."""
 
     required_scope: str | None = None  # per handler; None: any caller allowed into this server
 
     @property
-    def workflow(self):
-        return self.settings["ink_workflow"]
+    def jobs(self):
+        """The job service of this server (:class:`~ink_files_ext.jobs.service.JobService`)."""
+        return self.settings["ink_jobs"]
 
     def check_xsrf_cookie(self):
         # A token in the Authorization header is not something a browser sends on its own,
@@ -69,13 +70,13 @@ class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
             auth.require_scope(self, self.hub_user, self.required_scope)
 
     def require_profile(self):
-        if self.workflow.profile is None:
+        if self.jobs.profile is None:
             raise self.fail(503, "no batch profile: this server was not started by an INK hub "
                             "for the job API (your portal server is)")
-        return self.workflow.profile
+        return self.jobs.profile
 
     async def get_record(self, key: str) -> dict:
-        record = await asyncio.to_thread(self.workflow.store.find, key)
+        record = await asyncio.to_thread(self.jobs.store.find, key)
         if record is None:
             raise self.fail(404, f"no job {key!r} among your INK jobs")
         return record
@@ -92,19 +93,19 @@ class WorkflowHandler(ExtensionHandlerMixin, APIHandler):
         self.finish(json.dumps(data))
 
 
-class InfoHandler(WorkflowHandler):
+class InfoHandler(JobsAPIHandler):
     """GET /ink/api/v1/ — who you are, which scopes your token has, what you may submit."""
 
     @allow_unauthenticated
     async def get(self):
-        wf = self.workflow
+        service = self.jobs
         scopes = sorted({s.split("!")[0] for s in self.hub_user.get("scopes", [])
                          if s.startswith("custom:ink:")})
         self.write_json({
             "version": "1",
-            "user": wf.owner,
+            "user": service.owner,
             "scopes": scopes,
-            "profile": wf.profile.public() if wf.profile else None,
+            "profile": service.profile.public() if service.profile else None,
         })
 
 
@@ -117,7 +118,7 @@ class OpenAPIHandler(ExtensionHandlerMixin, APIHandler):
         self.finish(json.dumps(openapi.document(self.base_url)))
 
 
-class JobsHandler(WorkflowHandler):
+class JobsHandler(JobsAPIHandler):
     """GET: the user's INK jobs; POST: submit one."""
 
     @property
@@ -132,8 +133,8 @@ class JobsHandler(WorkflowHandler):
         limit_text = self.get_argument("limit", "200")
         if not _NUMBER.match(limit_text) or not 1 <= int(limit_text) <= 1000:
             raise self.fail(400, "limit: must be an integer from 1 to 1000")
-        records = await asyncio.to_thread(self.workflow.store.all)  # many small files: off the loop
-        records = await self.workflow.refresh(records)
+        records = await asyncio.to_thread(self.jobs.store.all)  # many small files: off the loop
+        records = await self.jobs.refresh(records)
         if state == "active":
             records = [r for r in records if r["state"] in ACTIVE]
         elif state == "ended":
@@ -143,17 +144,19 @@ class JobsHandler(WorkflowHandler):
     @allow_unauthenticated
     async def post(self):
         profile = self.require_profile()
-        wf = self.workflow
+        service = self.jobs
+        body = self.json_body()
         try:
-            checked = check_request(profile, self.json_body(), wf.home)
-        except RequestError as e:
+            # the one validator; its workdir check stats a path: off the event loop
+            checked = await asyncio.to_thread(check_job, profile, body, home=service.home)
+        except Refused as e:
             raise self.fail(400, str(e)) from None
-        record = await wf.submit(checked)
+        record = await service.submit(checked)
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API}/jobs/{record['id']}")
         self.write_json(public(record), status=201)
 
 
-class JobHandler(WorkflowHandler):
+class JobHandler(JobsAPIHandler):
     """GET: one job; DELETE: cancel it."""
 
     @property
@@ -163,20 +166,20 @@ class JobHandler(WorkflowHandler):
     @allow_unauthenticated
     async def get(self, key):
         record = await self.get_record(key)
-        (record,) = await self.workflow.refresh([record])
+        (record,) = await self.jobs.refresh([record])
         self.write_json(public(record))
 
     @allow_unauthenticated
     async def delete(self, key):
         record = await self.get_record(key)
-        (record,) = await self.workflow.refresh([record])
+        (record,) = await self.jobs.refresh([record])
         if record["state"] in FINAL:
             raise self.fail(409, f"job {record['id']} has already ended ({record['state']})")
-        record = await self.workflow.cancel(record)
+        record = await self.jobs.cancel(record)
         self.write_json(public(record), status=202)
 
 
-class OutputHandler(WorkflowHandler):
+class OutputHandler(JobsAPIHandler):
     """GET /jobs/ID/stdout|stderr?offset=N&limit=M — the bytes of a job's output from an offset.
 
     Headers say the file's size and the job's state, so a client can follow a running job by
@@ -195,7 +198,7 @@ class OutputHandler(WorkflowHandler):
             raise self.fail(400, "offset: must be a non-negative integer")
         if not _NUMBER.match(limit_text) or not 1 <= int(limit_text) <= OUTPUT_LIMIT:
             raise self.fail(400, f"limit: must be an integer from 1 to {OUTPUT_LIMIT}")
-        (record,) = await self.workflow.refresh([record])
+        (record,) = await self.jobs.refresh([record])
         path = record[f"{stream}_path"]
         data, size = await asyncio.to_thread(_read_from, path, int(offset_text), int(limit_text))
         self.set_header("X-Ink-Size", str(size))
@@ -224,7 +227,7 @@ def handlers() -> list[tuple[str, type]]:
     ]
 
 
-class NotFoundHandler(WorkflowHandler):
+class NotFoundHandler(JobsAPIHandler):
     """Anything else under the API: a JSON 404, not jupyter-server's HTML page."""
 
     @allow_unauthenticated
@@ -233,11 +236,4 @@ class NotFoundHandler(WorkflowHandler):
 
     post = put = patch = delete = get
 
-
-def backend_error(e: BackendError) -> web.HTTPError:
-    """503 when the scheduler cannot be reached, 422 when it refused the job."""
-    message = str(e)
-    if "not reachable" in message or "did not answer" in message or "not installed" in message:
-        return web.HTTPError(503, message)
-    return web.HTTPError(422, f"the scheduler refused the job: {message}")
 

@@ -1,8 +1,10 @@
-"""The workflow (job) API as its own jupyter-server ExtensionApp, in the user's own server.
+"""The job service of one user's server: checked requests become jobs of the hub's backend.
 
 It runs as the user, so the backend submits directly (``sbatch`` as the user, no ``runuser``),
 through the same backend interface and ``JobSpec`` as interactive sessions. Which backend and
-which limits apply comes from the hub (``INK_WORKFLOW``, set when the portal starts).
+which limits apply is the user's profile from the hub (``INK_WORKFLOW``, set when the portal
+starts); requests are checked against it by the one validator (:mod:`ink_spawner.validator`)
+before they reach :meth:`JobService.submit`.
 """
 
 from __future__ import annotations
@@ -14,19 +16,43 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode
-
 from ink_spawner.backends import BackendError, backend_class
-from ink_spawner.backends.base import minimal_env
+from ink_spawner.jobspec import JobSpec, JobSpecError
+from ink_spawner.validator import JobRequest, Profile, Refused
 
-from .handlers import backend_error, handlers
-from .profile import CheckedRequest, Profile, make_jobspec
+from .errors import backend_error
 from .store import ACTIVE, JobStore
+
+# A constant program, never built from input: its first two arguments are the job's stderr
+# and exit-status files, the rest is the job's argv, run as "$@". Stderr and exit status are
+# kept in the job's directory, so that both survive the scheduler forgetting the job.
+JOB_WRAPPER = ('err=$1 status_file=$2; shift 2; "$@" 2>>"$err"; status=$?; '
+               'echo "$status" >"$status_file"; exit "$status"')
+
+
+def make_jobspec(req: JobRequest, *, user: str, job_id: str, job_dir: str, command: list[str],
+                 base_env: dict, launcher: tuple[str, ...] = ()) -> JobSpec:
+    """The JobSpec of a checked request: its argv wrapped so stderr and exit status are kept.
+
+    ``launcher`` goes in front (HTCondor: the loader of the job's environment file). The
+    scheduler's job name is ``ink-NAME-ID``: unique, so per-job files of a backend never clash."""
+    env = dict(base_env)
+    env.update(req.env)
+    env.update(INK_JOB_ID=job_id, INK_EXPERIMENT=req.experiment)
+    wrapped = ("/bin/sh", "-c", JOB_WRAPPER, "ink-job", os.path.join(job_dir, "stderr"),
+               os.path.join(job_dir, "exit_code"), *command)
+    try:
+        return JobSpec(
+            user=user, name=f"{req.name[:19]}-{job_id}", command=(*launcher, *wrapped),
+            env=env, workdir=req.workdir, output_path=os.path.join(job_dir, "stdout"),
+            tags={"ink": "workflow", "user": user, "job": job_id}, **req.jobspec_fields(),
+        )
+    except JobSpecError as e:
+        raise Refused(e.field, e.reason) from None
 
 
 @dataclass
-class Workflow:
+class JobService:
     """The job API's state in this server: who, where, which profile, which backend."""
 
     owner: str
@@ -67,7 +93,7 @@ class Workflow:
     def unix_user(self) -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
 
-    async def submit(self, req: CheckedRequest) -> dict:
+    async def submit(self, req: JobRequest) -> dict:
         job_id, job_dir = self.store.new_dir()
         try:
             if req.script is not None:
@@ -134,42 +160,3 @@ class Workflow:
                 break
             await asyncio.sleep(0.25)
         return record
-
-
-class InkWorkflowApp(ExtensionApp):
-    """``/ink/api/v1``: submit, list, show, cancel batch jobs and read their output."""
-
-    name = "ink_workflow"
-    load_other_extensions = True
-
-    jobs_dir = Unicode(
-        "~/.ink/jobs",
-        help="Where the job API keeps one directory per job (record, stdout, stderr, exit "
-        "status); created 0700. '~' is the user's home.",
-    ).tag(config=True)
-
-    job_path = Unicode(
-        help="PATH of submitted jobs. Default: this server's own PATH (the site's job PATH).",
-    ).tag(config=True)
-
-    def initialize_settings(self):
-        home = os.path.expanduser("~")
-        try:
-            profile = Profile.from_env()
-        except (ValueError, KeyError, TypeError) as e:
-            self.log.error("INK job API: invalid INK_WORKFLOW from the hub (%s); jobs are refused", e)
-            profile = None
-        workflow = Workflow(
-            owner=os.environ.get("JUPYTERHUB_USER") or pwd.getpwuid(os.geteuid()).pw_name,
-            server_name=os.environ.get("JUPYTERHUB_SERVER_NAME", ""),
-            home=home, profile=profile,
-            store=JobStore(os.path.expanduser(self.jobs_dir)), log=self.log,
-            config=self.serverapp.config,
-            job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
-        )
-        self.settings["ink_workflow"] = workflow
-        if profile is not None:
-            self.log.info("INK job API: jobs go to %s for %s", profile.backend, workflow.owner)
-
-    def initialize_handlers(self):
-        self.handlers.extend(handlers())

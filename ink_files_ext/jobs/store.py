@@ -18,7 +18,7 @@ import shutil
 import time
 from datetime import datetime, timezone
 
-from ink_spawner.backends.base import JobState, JobStatus
+from ink_spawner.jobstatus import JobState, JobStatus
 
 ID_RE = re.compile(r"^[0-9a-f]{12}$")
 BACKEND_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -11,7 +11,7 @@ The document is assembled from sections: :func:`jobs_paths` (this package) and
 from __future__ import annotations
 
 from ink_spawner.jobspec import NAME_RE
-from ink_spawner.workflow import SCOPE_FILES, SCOPE_FILES_READ, SCOPE_JOBS, SCOPE_JOBS_READ
+from .scopes import SCOPE_FILES, SCOPE_FILES_READ, SCOPE_JOBS, SCOPE_JOBS_READ
 
 V1 = "/ink/api/v1"
 

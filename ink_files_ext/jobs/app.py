@@ -1,0 +1,60 @@
+"""The job API (``/ink/api/v1``) as its own jupyter-server ExtensionApp, in the user's server.
+
+Enabled by ``jupyter-config/jupyter_server_config.d/ink_files_ext_jobs.json`` and served from
+the user's portal server (catalogue app with ``jobs: true``), whose profile the hub passes in
+``INK_WORKFLOW``. Separate from the file manager's extension: a site can run either alone.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode
+
+from ink_spawner.backends.base import minimal_env
+from ink_spawner.validator import Profile
+
+from .handlers import handlers
+from .service import JobService
+from .store import JobStore
+
+
+class InkJobsApp(ExtensionApp):
+    """``/ink/api/v1``: submit, list, show, cancel batch jobs and read their output."""
+
+    name = "ink_jobs"
+    load_other_extensions = True
+
+    jobs_dir = Unicode(
+        "~/.ink/jobs",
+        help="Where the job API keeps one directory per job (record, stdout, stderr, exit "
+        "status); created 0700. '~' is the user's home.",
+    ).tag(config=True)
+
+    job_path = Unicode(
+        help="PATH of submitted jobs. Default: this server's own PATH (the site's job PATH).",
+    ).tag(config=True)
+
+    def initialize_settings(self):
+        home = os.path.expanduser("~")
+        try:
+            profile = Profile.from_env()
+        except (ValueError, KeyError, TypeError) as e:
+            self.log.error("INK job API: invalid INK_WORKFLOW from the hub (%s); jobs are refused", e)
+            profile = None
+        service = JobService(
+            owner=os.environ.get("JUPYTERHUB_USER") or pwd.getpwuid(os.geteuid()).pw_name,
+            server_name=os.environ.get("JUPYTERHUB_SERVER_NAME", ""),
+            home=home, profile=profile,
+            store=JobStore(os.path.expanduser(self.jobs_dir)), log=self.log,
+            config=self.serverapp.config,
+            job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
+        )
+        self.settings["ink_jobs"] = service
+        if profile is not None:
+            self.log.info("INK job API: jobs go to %s for %s", profile.backend, service.owner)
+
+    def initialize_handlers(self):
+        self.handlers.extend(handlers())
