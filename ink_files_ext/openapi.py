@@ -253,9 +253,20 @@ def files_paths() -> dict:
                           "409": _error("The target exists already"),
                           "507": _error("No space left, or quota exceeded")}}}
 
+    usage = {"type": "object", "required": ["roots"], "properties": {"roots": {"type": "array", "items": {
+        "type": "object", "required": ["name", "path", "read_only", "kind", "total", "used", "free"],
+        "properties": {"name": {"type": "string"}, "path": {"type": "string"},
+                       "read_only": {"type": "boolean"}, "kind": {"type": "string", "enum": ["posix", "xrootd"]},
+                       "total": {"type": ["integer", "null"]}, "used": {"type": ["integer", "null"]},
+                       "free": {"type": ["integer", "null"]}, "error": {"type": "string"}}}}}}
     upload_id = {"name": "upload_id", "in": "path", "required": True,
                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}
-    return {
+    paths = {
+        f"{FILES}/usage": {"get": {
+            "operationId": "storageUsage", "summary": "Size, used and free bytes under each storage root",
+            "security": read,
+            "responses": {"200": {"description": "the figures", "content": {"application/json": {"schema": usage}}},
+                          **FILES_ERRORS}}},
         f"{FILES}/list": {"get": {
             "operationId": "listFiles", "summary": "A page of a folder (folders first)", "security": read,
             "parameters": [
@@ -285,7 +296,7 @@ def files_paths() -> dict:
             "operationId": "storageRoots", "summary": "Your home and the site's storage roots", "security": read,
             "responses": {"200": {"description": "the roots", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["roots"], "properties": {"roots": {"type": "array"}}}}}},
-                **ERRORS}}},
+                **FILES_ERRORS}}},
         f"{FILES}/zip": {"get": {
             "operationId": "zipFiles", "summary": "A streamed zip of files and folders", "security": read,
             "parameters": [{**PATH_QUERY, "schema": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -329,6 +340,19 @@ def files_paths() -> dict:
                        "responses": {"204": {"description": "cancelled"}, **FILES_ERRORS}},
         },
     }
+    for item in paths.values():  # every file operation can be confined to a workspace
+        for method in ("get", "post", "put", "delete"):
+            if method in item:
+                item[method]["parameters"] = [*item[method].get("parameters", []), WITHIN]
+    return paths
+
+
+#: ``ink mcp --workspace``: the request may touch nothing outside this folder (checked by the
+#: server after following symlinks; 403 otherwise)
+WITHIN = {"name": "X-Ink-Within", "in": "header", "required": False,
+          "description": "confine this request to one folder (absolute, or relative to your home): "
+                         "any path outside it, symlinks followed, is refused with 403",
+          "schema": {"type": "string", "minLength": 1, "maxLength": 1024}}
 
 
 def document(base_url: str = "/") -> dict:

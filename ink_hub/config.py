@@ -17,7 +17,8 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, culler, dashboard, installed, scopes, service_plugins, session_api, shares, ssh_api
+from . import (cluster_api, credentials_api, culler, dashboard, installed, scopes, service_plugins,
+               session_api, shares, ssh_api)
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
@@ -51,6 +52,7 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
     # sessions are batch jobs with their own wall time: a hub restart or upgrade must not kill them
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.extra_handlers.extend(session_api.handlers)
+    c.JupyterHub.extra_handlers.extend(cluster_api.handlers())  # running/queued per partition (agents, scripts)
     scopes.configure_scopes(c)  # INK's token scopes (jobs, files, ssh) for every user
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):

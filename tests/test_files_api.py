@@ -509,3 +509,57 @@ def test_expired_share_is_refused(tmp_path, monkeypatch):
         store.check(share["token"])
     assert e.value.status == 410 and "expired" in e.value.message
     assert store.list() == []  # expired shares are swept from the list
+
+
+def test_workspace_header_confines_every_operation(server):
+    """``X-Ink-Within`` (sent by ``ink mcp --workspace``): the request reaches nothing outside
+    that folder, whatever the path says — ``..``, absolute paths, symlinks, the folder's prefix."""
+    server.write("ws/in.txt", "inside")
+    server.write("ws-evil/x.txt", "sibling")
+    server.write("outside.txt", "home, not workspace")
+    server.as_user("ln", "-sfn", str(server.home / "outside.txt"), str(server.home / "ws" / "out-link"))
+    server.as_user("ln", "-sfn", str(server.home / "ws-evil"), str(server.home / "ws" / "dir-link"))
+    ws = str(server.home / "ws")
+    within = {"X-Ink-Within": ws}
+    listing = server.get("list", headers=within).json()  # no path: the workspace itself
+    assert listing["path"] == ws and {"in.txt", "out-link", "dir-link"} <= {e["name"] for e in listing["entries"]}
+    assert listing["parent"] is None and listing["root"]["name"] == "Workspace"
+    assert server.get("download", params={"path": "in.txt"}, headers=within).text == "inside"  # relative to it
+    assert server.get("roots", headers=within).json()["roots"] == [
+        {"name": "Workspace", "path": ws, "read_only": False, "kind": "posix"}]
+    for path in ("..", f"{ws}/..", str(server.home / "outside.txt"), "~/outside.txt", f"{ws}-evil/x.txt",
+                 "out-link", "dir-link/x.txt", "dir-link", "/etc/passwd"):
+        for endpoint in ("stat", "download", "list"):
+            r = server.get(endpoint, params={"path": path}, headers=within)
+            assert r.status_code in (400, 403), (endpoint, path, r.status_code, r.text)
+            assert "sibling" not in r.text and "home, not workspace" not in r.text
+    assert "outside the workspace" in server.get("stat", params={"path": "out-link"}, headers=within).json()["message"]
+    # writes too: a new file through a link, a move out, a delete of the outside file
+    assert server.post("touch", {"path": "dir-link/new.txt"}, headers=within).status_code == 403
+    assert server.post("move", {"path": "in.txt", "to": str(server.home)}, headers=within).status_code == 403
+    assert server.post("delete", {"paths": [str(server.home / "outside.txt")]}, headers=within).status_code == 403
+    assert server.post("uploads", {"path": "../up.txt", "size": 1}, headers=within).status_code == 403
+    assert server.post("delete", {"paths": [ws]}, headers=within).status_code in (400, 403)  # not the workspace itself
+    assert (server.home / "outside.txt").read_text() == "home, not workspace"
+    assert not (server.home / "ws-evil" / "new.txt").exists()
+    # the workspace must itself be a folder inside the user's roots
+    assert server.get("stat", params={"path": "x"}, headers={"X-Ink-Within": "/etc"}).status_code == 403
+    assert server.get("stat", params={"path": "x"}, headers={"X-Ink-Within": "ws/in.txt"}).status_code == 400
+    assert server.get("stat", params={"path": "x"}, headers={"X-Ink-Within": "ws/../.."}).status_code == 403
+
+
+def test_storage_usage_per_root(server, full_disk, readonly_root):
+    roots = {r["name"]: r for r in server.get("usage").json()["roots"]}
+    assert set(roots) == {"Home", "Calib", "Small disk"}
+    small = roots["Small disk"]
+    st = os.statvfs(full_disk)
+    assert small["total"] == st.f_blocks * st.f_frsize == 1 << 20
+    assert small["free"] <= small["total"] and small["used"] >= 0 and small["path"] == full_disk
+    assert roots["Calib"]["read_only"] is True and roots["Calib"]["free"] is not None
+    before = small["free"]
+    server.as_user("dd", "if=/dev/zero", f"of={full_disk}/fill", "bs=64k", "count=4", check=True)
+    after = {r["name"]: r for r in server.get("usage").json()["roots"]}["Small disk"]
+    assert before - after["free"] >= 200 * 1024  # 256 KiB written (tmpfs counts pages)
+    server.as_user("rm", "-f", f"{full_disk}/fill")
+    confined = server.get("usage", headers={"X-Ink-Within": full_disk}).json()["roots"]
+    assert [r["path"] for r in confined] == [full_disk]

@@ -62,12 +62,18 @@ class Client:
     """One hub, one token, one user."""
 
     def __init__(self, hub: str, token: str, user: str | None = None, timeout: float = 60,
-                 waiter=None):
+                 waiter=None, api_url: str | None = None, portal_url: str | None = None,
+                 session: requests.Session | None = None):
+        """``api_url`` and ``portal_url`` replace ``HUB/hub/api`` and ``HUB/user/NAME/portal``:
+        the portal's own MCP endpoint calls the hub's internal API address and its own server
+        directly, with the caller's token (the same checks, one proxy hop less)."""
         if not hub or not token:
             raise InkError("not logged in: run `ink login` (or set INK_HUB_URL and INK_TOKEN)", EXIT_AUTH)
         self.hub = hub.rstrip("/")
+        self.api_url = (api_url or f"{self.hub}/hub/api").rstrip("/")
+        self.portal_url = portal_url.rstrip("/") if portal_url else None
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"token {token}"
         self.session.headers["User-Agent"] = "ink-cli"
         self._user = user
@@ -88,7 +94,7 @@ class Client:
         return response
 
     def hub_api(self, method: str, path: str, **kwargs) -> requests.Response:
-        return self.request(method, f"{self.hub}/hub/api{path}", **kwargs)
+        return self.request(method, f"{self.api_url}{path}", **kwargs)
 
     def whoami(self) -> dict:
         return self.hub_api("GET", "/user").json()
@@ -100,6 +106,8 @@ class Client:
         return self._user
 
     def server_url(self, name: str, path: str) -> str:
+        if name == PORTAL and self.portal_url:
+            return self.portal_url + path
         return f"{self.hub}/user/{quote(self.user)}/{quote(name)}{path}"
 
     def portal(self, method: str, path: str, **kwargs) -> requests.Response:
@@ -150,7 +158,7 @@ class Client:
     def wait_ready(self, name: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
         last = None
-        url = f"{self.hub}/hub/api/users/{quote(self.user)}/servers/{quote(name)}/progress"
+        url = f"{self.api_url}/users/{quote(self.user)}/servers/{quote(name)}/progress"
         try:  # the spawn's own progress events ("queued, position 3", "running on wn042", ...)
             with self.session.get(url, stream=True, timeout=(10, timeout)) as r:
                 if r.status_code == 200:
@@ -204,23 +212,34 @@ class Client:
     def cancel(self, key: str) -> dict:
         return self.portal("DELETE", f"{JOBS}/jobs/{quote(key, safe='')}").json()
 
-    def output(self, key: str, stream: str, offset: int = 0) -> tuple[bytes, int, str]:
-        r = self.portal("GET", f"{JOBS}/jobs/{quote(key, safe='')}/{stream}", params={"offset": offset})
+    def output(self, key: str, stream: str, offset: int = 0, limit: int | None = None) -> tuple[bytes, int, str]:
+        params = {"offset": offset} if limit is None else {"offset": offset, "limit": limit}
+        r = self.portal("GET", f"{JOBS}/jobs/{quote(key, safe='')}/{stream}", params=params)
         return r.content, int(r.headers.get("X-Ink-Size", "0")), r.headers.get("X-Ink-Job-State", "")
 
     # ---- files (the file manager's API) --------------------------------------------------------
 
-    def list_dir(self, path: str, hidden: bool = False) -> dict:
+    def list_dir(self, path: str, hidden: bool = False, headers: dict | None = None,
+                 most: int | None = None) -> dict:
+        """All entries (or the first ``most``), page by page."""
         entries, offset, result = [], 0, {}
         while True:
-            result = self.portal("GET", f"{FILES}/list", params={
-                "path": path, "offset": offset, "limit": 1000, "hidden": int(hidden)}).json()
+            result = self.portal("GET", f"{FILES}/list", headers=headers or {}, params={
+                "path": path, "offset": offset, "limit": min(1000, most or 1000),
+                "hidden": int(hidden)}).json()
             entries += result.get("entries", [])
             offset += len(result.get("entries", []))
-            if not result.get("entries") or offset >= result.get("total", 0):
+            if not result.get("entries") or offset >= result.get("total", 0) or (most and offset >= most):
                 break
         result["entries"] = entries
         return result
 
-    def stat(self, path: str) -> dict:
-        return self.portal("GET", f"{FILES}/stat", params={"path": path}).json()
+    def stat(self, path: str, headers: dict | None = None) -> dict:
+        return self.portal("GET", f"{FILES}/stat", params={"path": path}, headers=headers or {}).json()
+
+    def usage(self, headers: dict | None = None) -> dict:
+        return self.portal("GET", f"{FILES}/usage", headers=headers or {}).json()
+
+    def cluster(self) -> dict:
+        """Running and queued jobs per partition or group (the hub's shared sampler)."""
+        return self.hub_api("GET", "/ink/cluster").json()

@@ -8,6 +8,7 @@
     ink sessions ls | start APP [--experiment E ...] | stop APP
     ink ssh-config [APP ...] [--key PATH] [--include]
     ink ssh APP | ssh-cert           (ssh's ProxyCommand and certificate renewal, written by ink ssh-config)
+    ink mcp [--workspace ROOT] [--read-only] [--log FILE]     (an MCP server on stdio)
 
 Every command takes ``--json`` (machine-readable output on stdout). Progress goes to stderr,
 only when it is a terminal.
@@ -343,6 +344,44 @@ def cmd_sessions_stop(args, out: Out) -> int:
     return EXIT_OK
 
 
+# ---- MCP server -------------------------------------------------------------------------------
+
+def cmd_mcp(args, out: Out) -> int:
+    """An MCP server on stdin/stdout with the stored login: the user's cluster as tools."""
+    try:
+        from .mcp_server import Caller, Settings, build_server
+    except ImportError as e:
+        raise InkError(f"`ink mcp` needs the MCP SDK: pip install 'ink-client[mcp]' ({e})",
+                       EXIT_UNAVAILABLE) from None
+    import logging
+
+    handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    audit = logging.getLogger("ink.mcp")
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
+    if args.max_read_bytes < 1:
+        raise InkError("--max-read-bytes: a positive number of bytes", EXIT_REFUSED)
+    try:
+        data = config.load()
+    except OSError as e:
+        raise InkError(str(e), EXIT_AUTH) from None
+    client = Client(data.get("hub", ""), data.get("token", ""), data.get("user"))
+    try:
+        user = client.user  # one hub call: who the token is (a bad token still serves, with errors)
+    except InkError as e:
+        audit.warning("ink-mcp: the hub did not accept the token at start (%s); every tool will say so", e)
+        user = "?"
+    caller = Caller(lambda ctx: (client, client._user or user))
+    settings = Settings(workspace=args.workspace, read_only=args.read_only,
+                        max_read_bytes=args.max_read_bytes)
+    audit.info("ink-mcp start user=%s hub=%s workspace=%s read_only=%s", user, client.hub,
+               args.workspace or "-", args.read_only)
+    build_server(caller, settings).run("stdio")
+    return EXIT_OK
+
+
 # ---- parser -----------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
@@ -427,6 +466,20 @@ def parser() -> argparse.ArgumentParser:
     stop.add_argument("app")
     stop.add_argument("--no-wait", action="store_true")
     stop.set_defaults(func=cmd_sessions_stop)
+    mcp = sub.add_parser("mcp", help="serve your cluster to an AI agent (MCP, stdio)",
+                         description="A Model Context Protocol server on stdin/stdout with the token "
+                         "of `ink login`: jobs, files, storage, sessions and the cluster's queues as "
+                         "tools, never more than the token may do. Point an MCP client at "
+                         "`ink mcp` (see the user guide, 'Agents').")
+    mcp.add_argument("--workspace", metavar="ROOT",
+                     help="confine every file tool to this folder on the cluster (e.g. your scratch); "
+                     "paths outside it, symlinks included, are refused by the server")
+    mcp.add_argument("--read-only", action="store_true",
+                     help="no tool that writes: no submit, cancel, write_file, start or stop")
+    mcp.add_argument("--log", metavar="FILE", help="append the call log here (default: stderr)")
+    mcp.add_argument("--max-read-bytes", type=int, default=256 << 10, metavar="N",
+                     help="most bytes read_text_file returns per call (default 262144)")
+    mcp.set_defaults(func=cmd_mcp)
 
     ssh_config = sub.add_parser(
         "ssh-config", parents=[common], help="set up `ssh ink-APP` (scp, rsync, VS Code Remote-SSH)",

@@ -27,7 +27,7 @@ from ..scopes import SCOPE_FILES, SCOPE_FILES_READ
 from .. import api_auth
 from . import operations, xrootd
 from .listing import describe, list_directory
-from .roots import FilesError, Roots, check_name
+from .roots import WITHIN_HEADER, ConfinedRoots, FilesError, Roots, check_name
 from .uploads import ChunkWriter, Uploads
 
 # Types a browser may show inline; everything else is a download. Inline text is sent as
@@ -81,8 +81,18 @@ class FilesHandlerMixin(ExtensionHandlerMixin):
         api_auth.require_scope(self, model, SCOPE_FILES_READ if read_only else SCOPE_FILES)
 
     @property
-    def roots(self) -> Roots:
-        return self.settings["ink_files_roots"]
+    def roots(self) -> Roots | ConfinedRoots:
+        """The user's roots; seen through one folder when the request names a workspace
+        (``X-Ink-Within``, sent by ``ink mcp --workspace``): nothing outside it is reachable."""
+        if not hasattr(self, "_ink_roots"):
+            roots = self.settings["ink_files_roots"]
+            within = self.request.headers.get(WITHIN_HEADER)
+            if within is not None:
+                if len(within) > self.MAX_QUERY_PATH:
+                    raise FilesError(400, f"{WITHIN_HEADER}: longer than {self.MAX_QUERY_PATH} characters")
+                roots = ConfinedRoots(roots, within)
+            self._ink_roots = roots
+        return self._ink_roots
 
     @property
     def uploads(self) -> Uploads:
@@ -102,6 +112,8 @@ class FilesHandlerMixin(ExtensionHandlerMixin):
     MAX_QUERY_PATH = 1024
 
     def query_path(self, default: str = "") -> str:
+        if default == "~" and isinstance(self.roots, ConfinedRoots):
+            default = self.roots.path  # a workspace's listings start in the workspace
         path = self.get_argument("path", default)
         if len(path) > self.MAX_QUERY_PATH:
             raise FilesError(400, f"path: longer than {self.MAX_QUERY_PATH} characters in a URL")
@@ -168,6 +180,34 @@ class RootsHandler(FilesHandlerMixin, APIHandler):
     @authorized
     def get(self):
         self.finish({"roots": [r.as_json() for r in self.roots.all]})
+
+
+class UsageHandler(FilesHandlerMixin, APIHandler):
+    """GET /ink/api/files/usage: size, used and free bytes of the file system under each root
+    (``statvfs``, so the figures are the file system's as the user sees it, quota-less). XRootD
+    roots report nulls: their servers are not asked."""
+
+    @web.authenticated
+    @authorized
+    async def get(self):
+        roots = self.roots
+        entries = []
+        for root in roots.all:
+            entry = root.as_json()
+            entry.update(await self.in_thread(_usage, root.path) if not root.url else
+                         {"total": None, "used": None, "free": None})
+            entries.append(entry)
+        self.finish({"roots": entries})
+
+
+def _usage(path: str) -> dict:
+    try:
+        st = os.statvfs(path)
+    except OSError as e:
+        return {"total": None, "used": None, "free": None, "error": e.strerror}
+    total = st.f_blocks * st.f_frsize
+    free = st.f_bavail * st.f_frsize  # what the user may still write (root's reserve excluded)
+    return {"total": total, "used": total - st.f_bfree * st.f_frsize, "free": free}
 
 
 class DownloadHandler(FilesHandlerMixin, JupyterHandler, web.StaticFileHandler):
@@ -470,6 +510,7 @@ def file_handlers() -> list[tuple]:
     api = r"/ink/api/files"
     routes = [
         (rf"{api}/roots", RootsHandler),
+        (rf"{api}/usage", UsageHandler),
         (rf"{api}/list", ListHandler),
         (rf"{api}/stat", StatHandler),
         (rf"{api}/download", DownloadHandler),

@@ -130,3 +130,54 @@ class Roots:
                 if best is None or len(root.path) > len(best.path):
                     best = root
         return best
+
+
+#: request header that confines one request to a folder (the MCP server's ``--workspace``)
+WITHIN_HEADER = "X-Ink-Within"
+
+
+class ConfinedRoots:
+    """The same roots, seen through one folder: what an agent's workspace may reach.
+
+    A client that was told to stay in one folder (``ink mcp --workspace``) sends it with every
+    request; the check happens here, on the server, after every symlink is followed, so neither
+    ``..`` nor a link planted inside the folder leads out of it. Anything outside is 403 naming
+    the workspace. The folder itself must lie in one of the roots (it is resolved the same way).
+    """
+
+    def __init__(self, roots: Roots, within: str):
+        self.inner = roots
+        where = roots.resolve(within, WITHIN_HEADER)
+        if not os.path.isdir(where.path):
+            raise FilesError(400, f"{WITHIN_HEADER}: {within} is not a folder")
+        self.path = where.path
+        self.root = where.root
+        self.home = Root("Workspace", self.path, where.root.read_only)
+        self.all = [self.home]
+
+    def _inside(self, real: str) -> bool:
+        return real == self.path or real.startswith(self.path.rstrip("/") + "/")
+
+    def posix_roots(self) -> list[Root]:
+        return [self.home]
+
+    def root_for_url(self, url: str) -> Root | None:
+        return None  # XRootD roots are outside any POSIX workspace
+
+    def root_of(self, real: str) -> Root | None:
+        return self.home if self._inside(real) else None
+
+    def resolve(self, path: str, field: str = "path", must_exist: bool = True) -> Resolved:
+        if isinstance(path, str) and not path.startswith(("/", "~")) and path != "":
+            path = os.path.join(self.path, path)  # relative paths are relative to the workspace
+        resolved = self.inner.resolve(path, field, must_exist)
+        # the link itself and where it leads must both stay inside
+        if not (self._inside(resolved.path) and self._inside(os.path.realpath(resolved.path))):
+            raise FilesError(403, f"{field}: {path} is outside the workspace {self.path}")
+        return Resolved(resolved.path, Root("Workspace", self.path, resolved.root.read_only))
+
+    def resolve_writable(self, path: str, field: str = "path", must_exist: bool = True) -> Resolved:
+        resolved = self.resolve(path, field, must_exist)
+        if not resolved.writable:
+            raise FilesError(403, f"{field}: {self.root.name} is read-only")
+        return resolved

@@ -1,0 +1,268 @@
+"""``/ink/mcp``: the MCP server of the ``ink`` client, over streamable HTTP, in the user's portal.
+
+For agents that run in a session or in a browser: they reach their tools at
+``/user/NAME/portal/ink/mcp`` with a hub token, through the hub's proxy like every other
+request, and nothing new listens anywhere (no port, no socket, no process).
+
+How a request goes:
+
+1. This tornado handler authenticates it the way the job API does (:mod:`.api_auth`):
+   a token in the ``Authorization`` header, checked with the hub without cache (revoked or
+   expired: 401 at once), allowed into this server (else 403), holding at least one of INK's
+   read scopes on the owner (else 403 naming them). A browser cookie is not enough: the tools
+   act with the caller's token, so there must be one.
+2. It hands the request to the SDK's own streamable-HTTP transport
+   (``StreamableHTTPSessionManager``, stateless, JSON responses) as an ASGI call: tornado and
+   the SDK share the server's asyncio loop. Stateless means every request stands alone with
+   its own token: no MCP session another caller could join.
+3. Each tool calls the job, file and hub APIs with the **caller's** token (forwarded from the
+   request's header), here on this server's loopback address and the hub's internal API
+   address. The checks of those APIs apply as they do for any client, so the endpoint never
+   has more rights than its caller's token.
+
+Settings (traitlets of :class:`InkMcpApp`): ``workspace``, ``read_only``, ``max_read_bytes``,
+the same safety modes as ``ink mcp``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from traitlets import Bool, Int, Unicode, validate
+
+from .scopes import SCOPE_FILES_READ, SCOPE_JOBS_READ
+
+from . import api_auth as auth
+
+ROUTE = r"/ink/mcp/?"
+#: header this handler sets (after removing any sent by the client) to name the caller in the log
+CALLER_HEADER = "x-ink-mcp-caller"
+
+
+class McpBridge:
+    """The SDK's streamable-HTTP transport, run inside this server's event loop."""
+
+    def __init__(self, server, log):
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        # The SDK's DNS-rebinding protection guards servers that trust ambient credentials; this
+        # one takes only a bearer token, which a rebinding page cannot send, and the hub's
+        # proxy presents the public host name.
+        self.manager = StreamableHTTPSessionManager(
+            app=server._lowlevel_server, stateless=True, json_response=True,
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+        self.log = log
+        self._ready: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    async def started(self) -> None:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+            self._task = asyncio.ensure_future(self._run())
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        async with self.manager.run():
+            self._ready.set()
+            await asyncio.Event().wait()  # until the server stops (the task is cancelled)
+
+    async def handle(self, handler: "McpHandler", caller: str) -> None:
+        await self.started()
+        request = handler.request
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.get_all()
+                   if k.lower() != CALLER_HEADER]
+        headers.append((CALLER_HEADER.encode(), caller.encode("utf-8")))
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": request.method, "scheme": request.protocol, "path": "/mcp", "raw_path": b"/mcp",
+            "query_string": (request.query or "").encode("latin-1"), "root_path": "", "headers": headers,
+            "client": (request.remote_ip or "", 0), "server": None, "state": {},
+        }
+        body = request.body or b""
+        sent_body = False
+        closed = handler.closed
+
+        async def receive():
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await closed.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                handler.set_status(message["status"])
+                handler.clear_header("Content-Type")
+                for k, v in message.get("headers", []):
+                    handler.add_header(k.decode("latin-1"), v.decode("latin-1"))
+            elif message["type"] == "http.response.body":
+                if message.get("body"):
+                    handler.write(message["body"])
+                if message.get("more_body"):
+                    await handler.flush()
+
+        await self.manager.handle_request(scope, receive, send)
+        if not handler._finished:
+            handler.finish()
+
+
+def _thread_session(local):
+    """This worker thread's HTTP session: its connections to this server and the hub stay open
+    between calls. A thread runs one tool call at a time, and each call's client sets its own
+    caller's token on it before any request."""
+    import requests
+
+    if getattr(local, "session", None) is None:
+        local.session = requests.Session()
+    local.session.cookies.clear()  # nothing of an earlier caller's answers is sent again
+    return local.session
+
+
+class McpHandler(ExtensionHandlerMixin, APIHandler):
+    """POST (and GET/DELETE, which the stateless transport answers itself) ``/ink/mcp``."""
+
+    def initialize(self, **kwargs):
+        super().initialize(**kwargs)
+        self.closed = asyncio.Event()
+
+    def on_connection_close(self):
+        self.closed.set()
+
+    def check_xsrf_cookie(self):
+        return None  # a bearer token is required below; no cookie request gets through
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """A refusal as a JSON-RPC error (with the HTTP status kept): MCP clients show its
+        message ("HTTP 401: the token is invalid, expired or revoked") instead of a bare
+        "error response"."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
+        try:
+            request_id = json.loads(self.request.body or b"{}").get("id")
+        except (ValueError, AttributeError):
+            request_id = None
+        if not isinstance(request_id, (str, int)) or isinstance(request_id, bool):
+            request_id = None
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {
+            "code": -32001 if status_code in (401, 403) else -32603,
+            "message": f"HTTP {status_code}: {message}"}}))
+
+    async def prepare(self):
+        await super().prepare()
+        if not auth.header_token(self):
+            self.set_header("WWW-Authenticate", 'token realm="INK"')
+            raise web.HTTPError(401, "the MCP endpoint needs a hub token: send 'Authorization: "
+                                "token <your hub token>' (or 'Bearer <token>')")
+        self.hub_user = await auth.authenticate(self)
+        owner = auth.server_owner()
+        checker = auth.hub_auth(self)
+        if not any(checker.check_scopes({f"{s}!user={owner}"}, self.hub_user)
+                   for s in (SCOPE_JOBS_READ, SCOPE_FILES_READ)):
+            raise web.HTTPError(403, f"this token has none of INK's scopes ({SCOPE_JOBS_READ}, "
+                                f"{SCOPE_FILES_READ} or more): make one with them on the hub's token page")
+
+    @property
+    def bridge(self) -> McpBridge:
+        return self.settings["ink_mcp_bridge"]
+
+    @allow_unauthenticated
+    async def post(self):
+        await self.bridge.handle(self, self.hub_user.get("name", "?"))
+
+    get = delete = post
+
+
+class InkMcpApp(ExtensionApp):
+    """The MCP endpoint ``/ink/mcp`` of the user's server (needs ``ink-client[mcp]``)."""
+
+    name = "ink_mcp"
+    load_other_extensions = True
+
+    workspace = Unicode(
+        "",
+        help="""Confine every file tool of the endpoint to this folder (absolute, or relative to
+        the home), as ``ink mcp --workspace`` does; the file API refuses anything outside it,
+        symlinks followed. Empty: the home and the site's storage roots, as for the file manager.""",
+    ).tag(config=True)
+
+    read_only = Bool(
+        False,
+        help="Offer no writing tool (submit, cancel, write_file, start or stop a session), as "
+        "``ink mcp --read-only`` does.",
+    ).tag(config=True)
+
+    max_read_bytes = Int(
+        256 << 10,
+        help="Most bytes read_text_file (and a file resource) returns per call.",
+    ).tag(config=True)
+
+    @validate("max_read_bytes")
+    def _check_max_read(self, proposal):
+        if proposal["value"] < 1:
+            raise ValueError("max_read_bytes: a positive number of bytes")
+        return proposal["value"]
+
+    def local_url(self) -> str:
+        """This server, on loopback when it listens on every address."""
+        app = self.serverapp
+        host = app.ip if app.ip and app.ip not in ("0.0.0.0", "::", "*", "") else "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if app.certfile else "http"
+        return f"{scheme}://{host}:{app.port}{app.base_url.rstrip('/')}"
+
+    def initialize_settings(self):
+        try:
+            from ink_cli.api import Client
+            from ink_cli.mcp_server import Caller, Settings, build_server
+        except ImportError as e:
+            self.log.warning("INK: no MCP endpoint (%s); install ink-client[mcp] in this environment", e)
+            return
+        hub_api = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
+        public = os.environ.get("JUPYTERHUB_PUBLIC_URL") or os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL") or ""
+        owner = auth.server_owner()
+        local = threading.local()  # one keep-alive session per worker thread (a tool call runs in one)
+
+        def client_for(ctx):
+            headers = (ctx.headers if ctx is not None else None) or {}
+            value = headers.get("authorization", "")
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() not in ("token", "bearer") or not token:
+                raise RuntimeError("no token on the request")  # the handler let none through without
+            client = Client(public.rstrip("/") or hub_api.rsplit("/hub/api", 1)[0] or "http://127.0.0.1",
+                            token.strip(), user=owner, api_url=hub_api or None,
+                            portal_url=self.local_url(), timeout=120,
+                            session=_thread_session(local))
+            return client, headers.get(CALLER_HEADER, "?")
+
+        audit = logging.getLogger("ink.mcp")  # the call log goes where this server logs
+        audit.setLevel(logging.INFO)
+        audit.propagate = False
+        for h in self.log.handlers or logging.getLogger().handlers:
+            if h not in audit.handlers:
+                audit.addHandler(h)
+        server = build_server(Caller(client_for), Settings(
+            workspace=self.workspace or None, read_only=self.read_only, max_read_bytes=self.max_read_bytes))
+        self.settings["ink_mcp_bridge"] = McpBridge(server, self.log)
+        self.log.info("INK: MCP endpoint at %sink/mcp (read_only=%s, workspace=%s)",
+                      self.serverapp.base_url, self.read_only, self.workspace or "-")
+
+    def initialize_handlers(self):
+        if "ink_mcp_bridge" in self.settings:
+            self.handlers.append((ROUTE, McpHandler))
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "ink_files_ext.mcp", "app": InkMcpApp}]
