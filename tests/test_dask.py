@@ -280,7 +280,7 @@ def test_htcondor_config_through_the_real_bindings(tmp_path):
     assert sub["accounting_group"] == "group_cms.alice"
     assert sub["requirements"] == "OpSysMajorVer == 9"
     assert sub["MY.InkDaskSession"] == '"314.0"' and sub["JobBatchName"] == "ink-dask-314.0"
-    assert sub["request_cpus"] == "1"
+    assert sub["RequestCpus"] == "MY.DaskWorkerCores" and sub["MY.DaskWorkerCores"] == "1"
     assert sub["periodic_remove"] == "JobStatus == 2 && (time() - EnteredCurrentStatus) > 1800"
     from ink_dask.cleanup import cancel_argv
 
