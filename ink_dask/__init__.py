@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 def cluster(*args, **kwargs):
-    from .cluster import cluster as _cluster
+    from .clusters import cluster as _cluster
 
     return _cluster(*args, **kwargs)
 

@@ -194,7 +194,7 @@ def _profile(backend="slurm", max_workers=2, routing=None):
 
 
 def as_kwargs(section):
-    from ink_dask.cluster import cluster_kwargs
+    from ink_dask.clusters import cluster_kwargs
 
     return cluster_kwargs(section)
 
@@ -221,18 +221,18 @@ def test_worker_cap_and_limits_are_the_validators():
         check_dask(_profile(), {"workers": 1, "experiment": "atlas"})
 
 
-def _env(profile, **extra):
+def _env(profile, home="/nonexistent/alice", **extra):
     return {"INK_DASK": json.dumps({"profile": json.loads(profile.to_json()), "experiment": "cms",
                                     "image": None, "container_command": ["apptainer", "exec"],
                                     "hub": "ink"}),
-            "HOME": "/home/alice", "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/jupyter/", **extra}
+            "HOME": home, "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/jupyter/", **extra}
 
 
-def test_slurm_config_carries_routing_and_session_tag():
+def test_slurm_config_carries_routing_and_session_tag(tmp_path):
     from ink_dask.config import dask_config
 
     env = _env(_profile(routing={"partition": "short", "account": "cms", "qos": "dask"}),
-               SLURM_JOB_ID="77")
+               home=str(tmp_path), SLURM_JOB_ID="77")
     cfg = dask_config(env)
     slurm = cfg["jobqueue"]["slurm"]
     assert (slurm["queue"], slurm["account"], slurm["name"]) == ("short", "cms", "ink-dask-77")
@@ -266,7 +266,7 @@ def test_htcondor_config_through_the_real_bindings(tmp_path):
     ad.write_text("ClusterId = 314\nProcId = 0\nOwner = \"alice\"\n")
     env = _env(_profile(backend="htcondor", routing={"account": "group_cms.alice",
                                                      "requirements": 'OpSysMajorVer == 9'}),
-               _CONDOR_JOB_AD=str(ad))
+               home=str(tmp_path), _CONDOR_JOB_AD=str(ad))
     condor = dask_config(env)["jobqueue"]["htcondor"]
     assert condor["job-extra-directives"]["+InkDaskSession"] == '"314.0"'
     from dask_jobqueue import HTCondorCluster
