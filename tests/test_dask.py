@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import uuid
 
 import pytest
 import requests
@@ -20,6 +19,7 @@ import requests
 from ink_spawner.validator import ExperimentProfile, Profile, Refused, check_dask
 
 from .conftest import SLURM_HUB_CONFIG, wait_for
+from .harness import Kernel
 
 CATALOGUE = """
 defaults: {memory: 1G}
@@ -37,48 +37,6 @@ def squeue_names(name: str) -> dict[str, str]:
     out = subprocess.run(["squeue", "--noheader", f"--name={name}", "--format=%i %T"],
                          capture_output=True, text=True, check=True).stdout
     return dict(line.split() for line in out.splitlines() if line.strip())
-
-
-class Kernel:
-    """A kernel of the session, driven through the hub's proxy (REST + websocket)."""
-
-    def __init__(self, hub, user, server, token):
-        import websocket
-
-        self.base = f"{hub.url}/user/{user}/{server}"
-        self.headers = {"Authorization": f"token {token}"}
-        r = requests.post(f"{self.base}/api/kernels", headers=self.headers, json={}, timeout=60)
-        r.raise_for_status()
-        self.id = r.json()["id"]
-        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{self.id}/channels"
-        self.ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
-                                              timeout=600)
-
-    def run(self, code: str, timeout: float = 600) -> tuple[str, dict | None]:
-        """Execute code; return (stdout, error content or None)."""
-        msg_id = uuid.uuid4().hex
-        self.ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False}}))
-        out, error, deadline = [], None, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = json.loads(self.ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = msg["msg_type"]
-            if kind == "stream":
-                out.append(msg["content"]["text"])
-            elif kind == "error":
-                error = msg["content"]
-            elif kind == "execute_reply" and msg["channel"] == "shell":
-                return "".join(out), error
-        raise TimeoutError(f"no reply within {timeout}s; output so far: {''.join(out)}")
-
-    def close(self):
-        self.ws.close()
 
 
 @pytest.fixture(scope="module")
