@@ -70,6 +70,12 @@ def parse_walltime_s(value: str | int, field_name: str = "walltime") -> int:
     return seconds
 
 
+def dask_worker_job_name(session_job_id: str) -> str:
+    """The scheduler job name of a session's Dask workers (``ink_dask``): it carries the
+    session's job id, so that one ``scancel --name`` as the user cancels exactly them."""
+    return "ink-dask-" + re.sub(r"[^0-9A-Za-z.]", "-", session_job_id)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """Everything a backend needs to run one session as a job.

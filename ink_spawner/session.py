@@ -211,12 +211,43 @@ def main(argv: list[str] | None = None) -> int:
     # socket directories, the desktop's X cookie), and it goes away with the session
     session_tmp = tempfile.mkdtemp(prefix="ink-session-")
     os.environ["TMPDIR"] = session_tmp
+    setup_dask(session_tmp)
     print(f"ink-session: starting {command[0]} on port {port} (host {socket.gethostname()})",
           flush=True)
     try:
         return _run(command, args, port, prefix, api_url, token)
     finally:
+        cancel_dask_workers()
         shutil.rmtree(session_tmp, ignore_errors=True)
+
+
+def setup_dask(session_tmp: str) -> None:
+    """Write the session's Dask config ($INK_DASK from the hub, decided by the validator) and
+    point Dask at it ($DASK_CONFIG), so that a plain SLURMCluster() submits proper workers."""
+    if not os.environ.get("INK_DASK"):
+        return
+    try:
+        from ink_dask.config import write_session_config
+
+        directory = write_session_config(os.path.join(session_tmp, "dask"))
+    except Exception as e:  # Dask is a service of the session, never a reason to fail it
+        print(f"ink-session: no Dask configuration: {e}", flush=True)
+        return
+    if directory:
+        os.environ["DASK_CONFIG"] = directory
+
+
+def cancel_dask_workers() -> None:
+    """The session's Dask workers end with it (stop, culler, wall time)."""
+    if not os.environ.get("INK_DASK"):
+        return
+    try:
+        from ink_dask.cleanup import cancel_workers
+        from ink_dask.config import session_job_id, settings
+
+        cancel_workers(settings()["profile"]["backend"], session_job_id())
+    except Exception as e:
+        print(f"ink-session: could not cancel the Dask workers: {e}", flush=True)
 
 
 def _run(command, args, port, prefix, api_url, token) -> int:

@@ -427,6 +427,11 @@ class InkSpawner(Spawner):
         self._ensure_watching()
         try:
             await backend.cancel(job_id, self.job_user or self.user.name)
+            try:  # its Dask workers end with it (ink-session cancels them too, if it can)
+                await backend.cancel_session_workers(job_id, self.job_user or self.user.name)
+            except BackendError as e:
+                self.log.warning("%s: cancelling the Dask workers of job %s: %s",
+                                 self._log_name, job_id, e)
             deadline = time.monotonic() + self.stop_timeout
             status = cache.get(job_id)
             # "stopped" means the job's processes are gone, not only that it was asked to end

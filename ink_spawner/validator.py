@@ -73,6 +73,8 @@ class ExperimentProfile:
     images: Mapping[str, str] = field(default_factory=dict)  # image name -> path
     default_image: str | None = None
     routing: Mapping[str, str] = field(default_factory=dict)  # scheduler routing of the backend
+    #: Dask workers from a session: {"max_workers": N, "worker": {cpus, memory, walltime}}
+    dask: Mapping = field(default_factory=dict)
     #: an app's own defaults (e.g. more cores for Enode), already within the limits: a session
     #: of that app starts from these instead of ``defaults``
     app_defaults: Mapping[str, Mapping] = field(default_factory=dict)
@@ -84,7 +86,7 @@ class ExperimentProfile:
         return {"title": self.title, "apps": list(self.apps) if self.apps is not None else None,
                 "defaults": dict(self.defaults), "limits": dict(self.limits),
                 "images": dict(self.images), "default_image": self.default_image,
-                "routing": dict(self.routing),
+                "routing": dict(self.routing), "dask": dict(self.dask),
                 "app_defaults": {a: dict(d) for a, d in self.app_defaults.items()}}
 
     @classmethod
@@ -96,6 +98,7 @@ class ExperimentProfile:
                    images=dict(data.get("images") or {}), default_image=data.get("default_image"),
                    routing={k: v for k, v in (data.get("routing") or {}).items()
                             if k in ROUTING_KEYS and v},
+                   dask=dict(data.get("dask") or {}),
                    app_defaults={a: dict(d) for a, d in (data.get("app_defaults") or {}).items()})
 
 
@@ -230,6 +233,44 @@ def check_job(profile: Profile, body, *, home: str) -> JobRequest:
             raise Refused("env", f"{key}: the value must be a string without NUL")
     return JobRequest(**vars(resolved), name=name, argv=argv, script=script, workdir=workdir,
                       env=dict(env))
+
+
+#: what a Dask cluster request may contain: how many workers, and each worker's resources
+DASK_FIELDS: dict[str, type] = {"workers": int, "experiment": str, "image": str, "cpus": int,
+                                "memory": str, "walltime": str}
+
+
+@dataclass(frozen=True)
+class DaskRequest(Resolved):
+    """A Dask cluster inside the profile: each worker's decision, and how many workers."""
+
+    workers: int = 0
+    max_workers: int = 0
+
+
+def check_dask(profile: Profile, request, *, running_workers: int = 0) -> DaskRequest:
+    """Check a Dask cluster request (``workers`` worker jobs of the given resources) against the
+    profile: the worker cap of the experiment (``dask.max_workers``), and each worker's
+    resources against the same limits as any job (defaults from ``dask.worker``).
+
+    ``running_workers``: workers this session already has (a cluster scaled up again)."""
+    req = _typed(request, DASK_FIELDS, "dask")
+    exp = _experiment(profile, req.get("experiment"))
+    cap = int((exp.dask or {}).get("max_workers") or 0)
+    workers = req.get("workers", 0)
+    if workers < 0:
+        raise Refused("workers", f"{workers} is not a number of workers")
+    if workers + running_workers > cap:
+        if cap == 0:
+            raise Refused("workers", f"Dask workers are not enabled for experiment {exp.name!r} "
+                          "(dask.max_workers is 0)")
+        raise Refused("workers", f"{workers + running_workers} workers is more than your limit of "
+                      f"{cap} (dask.max_workers of experiment {exp.name!r})")
+    worker_defaults = {k: v for k, v in ((exp.dask or {}).get("worker") or {}).items()
+                       if v is not None and k in ("cpus", "memory", "walltime")}
+    resources = {"gpus": 0, **worker_defaults,
+                 **{k: v for k, v in req.items() if k not in ("workers", "experiment")}}
+    return DaskRequest(**vars(_resolve(exp, resources)), workers=workers, max_workers=cap)
 
 
 # ---- the rules ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -227,3 +228,45 @@ c.JupyterHub.log_level = "DEBUG"
     def spawner_state(self, user: str, name: str) -> dict:
         server = self.server(user, name) or {}
         return server.get("state") or {}
+
+
+class Kernel:
+    """A kernel of the session, driven through the hub's proxy (REST + websocket)."""
+
+    def __init__(self, hub, user, server, token):
+        import websocket  # noqa: PLC0415 (a test dependency, not the harness's)
+
+        self.base = f"{hub.url}/user/{user}/{server}"
+        self.headers = {"Authorization": f"token {token}"}
+        r = requests.post(f"{self.base}/api/kernels", headers=self.headers, json={}, timeout=60)
+        r.raise_for_status()
+        self.id = r.json()["id"]
+        ws_url = self.base.replace("http://", "ws://") + f"/api/kernels/{self.id}/channels"
+        self.ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
+                                              timeout=600)
+
+    def run(self, code: str, timeout: float = 600) -> tuple[str, dict | None]:
+        """Execute code; return (stdout, error content or None)."""
+        msg_id = uuid.uuid4().hex
+        self.ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False}}))
+        out, error, deadline = [], None, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = json.loads(self.ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "stream":
+                out.append(msg["content"]["text"])
+            elif kind == "error":
+                error = msg["content"]
+            elif kind == "execute_reply" and msg["channel"] == "shell":
+                return "".join(out), error
+        raise TimeoutError(f"no reply within {timeout}s; output so far: {''.join(out)}")
+
+    def close(self):
+        self.ws.close()

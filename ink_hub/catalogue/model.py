@@ -246,6 +246,33 @@ class Routing(Strict):
     htcondor: HTCondorRouting = HTCondorRouting()
 
 
+class DaskWorker(Strict):
+    """Resources of one Dask worker job (within the experiment's limits, checked at every request)."""
+
+    cpus: int | None = Field(None, ge=1, le=4096)
+    memory: str | None = None
+    walltime: str | None = None
+
+    _check_memory = field_validator("memory")(lambda cls, v: v if v is None else _memory(v))
+    _check_walltime = field_validator("walltime")(lambda cls, v: v if v is None else _walltime(v))
+
+
+class Dask(Strict):
+    """Dask clusters started from a session: each worker is a batch job of the same user."""
+
+    max_workers: int | None = Field(None, ge=0, le=10000, description="most worker jobs one "
+                                    "session may have at once; 0 turns Dask clusters off")
+    worker: DaskWorker = DaskWorker()
+
+    def merged(self, other: "Dask | None") -> "Dask":
+        if other is None:
+            return self
+        worker = self.worker.model_dump()
+        worker.update({k: v for k, v in other.worker.model_dump().items() if v is not None})
+        return Dask(max_workers=other.max_workers if other.max_workers is not None else self.max_workers,
+                    worker=DaskWorker(**worker))
+
+
 class Experiment(Strict):
     title: str
     members: Members = Members()
@@ -259,6 +286,8 @@ class Experiment(Strict):
     kernels: dict[Name, Kernel] = Field(default_factory=dict)
     setup: str | None = Field(None, pattern=r"^/[^\x00\n]*$",
                               description="shell script sourced in the job before the server starts")
+    dask: Dask | None = Field(None, description="this experiment's Dask worker cap and worker "
+                              "resources (merged over the catalogue's top-level dask)")
     services: list[Name] = Field(default_factory=list, description="service plugins (entry point "
                                  "group ink_hub.services) whose tiles its members see")
 
@@ -315,6 +344,7 @@ class Catalogue(Strict):
     site: Site = Site()
     defaults: Resources = Resources(cpus=1, memory="6G", gpus=0, walltime="24:00:00")
     limits: Resources = Resources(cpus=8, memory="32G", gpus=0, walltime="72:00:00")
+    dask: Dask = Dask(max_workers=0, worker=DaskWorker(cpus=1, memory="2G", walltime="1:00:00"))
     apps: dict[Name, App]
     images: dict[Name, Image] = Field(default_factory=dict)
     presets: dict[Name, Preset] = Field(default_factory=dict)
@@ -339,6 +369,12 @@ class Catalogue(Strict):
                     problems += _within_limits(
                         f"experiments.{name}.presets", Resources(cpus=p.cpus, memory=p.memory, gpus=p.gpus),
                         self.limits.merged(exp.limits), label=f"preset {preset!r}")
+        for name, exp in self.experiments.items():
+            dask = self.dask.merged(exp.dask)
+            w = dask.worker
+            problems += _within_limits(f"experiments.{name}.dask.worker",
+                                       Resources(cpus=w.cpus, memory=w.memory, walltime=w.walltime),
+                                       self.limits.merged(exp.limits))
         for name, exp in self.experiments.items():
             for kind, known in (("apps", self.apps), ("images", self.images), ("presets", self.presets)):
                 for ref in getattr(exp, kind):

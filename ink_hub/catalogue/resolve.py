@@ -16,6 +16,7 @@ import json
 import os
 import pwd
 
+from ink_spawner.backends import get_backend
 from ink_spawner.jobspec import JobSpec, JobSpecError, parse_walltime_s
 from ink_spawner.resolver import refused
 from ink_spawner.validator import (PROFILE_ENV, ExperimentProfile, Profile, Refused, Resolved,
@@ -98,7 +99,8 @@ class CatalogueResolver:
                 name=name, title=exp.title, apps=apps, app_defaults=own,
                 defaults=defaults.model_dump(), limits=limits.model_dump(),
                 images={i: catalogue.images[i].path for i in exp.images},
-                default_image=exp.default_image, routing=self.routing_for(exp, backend))
+                default_image=exp.default_image, routing=self.routing_for(exp, backend),
+                dask=catalogue.dask.merged(exp.dask).model_dump())
         return Profile(backend=backend, experiments=experiments,
                        site_experiments=frozenset(catalogue.experiments),
                        max_sessions=catalogue.site.max_sessions_per_user)
@@ -149,6 +151,16 @@ class CatalogueResolver:
             env["INK_SSH_KEY"], env["INK_SSH_CERT"] = key, cert
             env["INK_LOGIN_NODES"] = json.dumps(
                 {n: node.model_dump() for n, node in site.login_nodes.items()})
+        # every session may scale out with Dask (ink_dask): the workers are jobs of the hub's
+        # default backend, decided by the one validator against this profile
+        dask_profile = await self.profile_for(spawner.user.name, hub_groups, spawner.backend)
+        if dask_profile.experiments.get(decision.experiment) is not None:
+            env["INK_DASK"] = json.dumps({
+                "profile": json.loads(dask_profile.to_json()), "experiment": decision.experiment,
+                "image": decision.image,
+                "container_command": list(get_backend(spawner.backend, config=spawner.config,
+                                                      log=spawner.log).container_command),
+                "hub": spawner.hub_id}, separators=(",", ":"))
         if app_entry is not None and app_entry.jobs:
             # batch jobs go to the hub's default backend, whichever backend the portal runs on
             jobs_profile = await self.profile_for(spawner.user.name, hub_groups, spawner.backend)

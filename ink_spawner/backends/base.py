@@ -151,6 +151,10 @@ class Backend(LoggingConfigurable):
         """Cancel a job. Cancelling a job that already ended is not an error."""
         raise NotImplementedError
 
+    async def cancel_session_workers(self, job_id: str, user: str) -> None:
+        """Cancel the Dask workers (``ink_dask``) a session submitted: the hub's safety net
+        after a session ended, besides ``ink-session``'s own clean-up. Default: nothing."""
+
     async def extend(self, job_id: str, user: str, time_limit_s: int) -> None:
         """Raise a running job's wall time to ``time_limit_s`` in total (activity-aware
         extension of interactive sessions). Backends that cannot do it raise BackendError."""

@@ -7,7 +7,7 @@ from importlib.resources import files
 
 from traitlets import List, Unicode, default
 
-from ..jobspec import JobSpec
+from ..jobspec import JobSpec, dask_worker_job_name
 from ..jobstatus import BackendError, JobState, JobStatus
 from .base import Backend, minimal_env, resolve_command
 
@@ -143,6 +143,15 @@ class SlurmBackend(Backend):
             raise BackendError(f"invalid Slurm job id {job_id!r}")
         result = await self.run([*self.as_user(user), resolve_command(self.scancel), job_id])
         if result.returncode and "Invalid job id" not in result.stderr:
+            raise BackendError(_scheduler_message("scancel", result.stderr))
+
+
+    async def cancel_session_workers(self, job_id: str, user: str) -> None:
+        if not job_id.isdigit():
+            raise BackendError(f"invalid Slurm job id {job_id!r}")
+        result = await self.run([*self.as_user(user), resolve_command(self.scancel),
+                                 f"--name={dask_worker_job_name(job_id)}", f"--user={user}"])
+        if result.returncode:
             raise BackendError(_scheduler_message("scancel", result.stderr))
 
 

@@ -1,0 +1,46 @@
+"""Cancel a session's Dask workers: they are jobs of the session and end with it.
+
+Worker jobs carry the session's job id (Slurm job name ``ink-dask-<id>``, HTCondor attribute
+``InkDaskSession``), so one scheduler command finds exactly them. ``ink-session`` calls
+:func:`cancel_workers` when the session's server exits (stop, culler, wall time: the scheduler
+signals the session first), and the hub calls the same command as a safety net after it
+cancelled a session. Standard library only; argv lists, no shell.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+
+from .config import worker_job_name
+
+_JOB_ID = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def cancel_argv(backend: str, job_id: str, user: str) -> list[str] | None:
+    """The one command that cancels every worker of session ``job_id`` of ``user``."""
+    if not _JOB_ID.match(job_id or ""):
+        return None
+    if backend == "slurm":
+        return [shutil.which("scancel") or "scancel", f"--name={worker_job_name(job_id)}",
+                f"--user={user}"]
+    if backend == "htcondor":
+        return [shutil.which("condor_rm") or "condor_rm", "-constraint",
+                f'InkDaskSession == "{job_id}" && Owner == "{user}"']
+    return None
+
+
+def cancel_workers(backend: str, job_id: str, user: str | None = None, timeout: float = 30) -> bool:
+    """Cancel the session's workers; True if the scheduler command succeeded."""
+    user = user or pwd.getpwuid(os.getuid()).pw_name
+    argv = cancel_argv(backend, job_id, user)
+    if argv is None:
+        return False
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
