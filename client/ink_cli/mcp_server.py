@@ -138,7 +138,7 @@ def build_server(caller: Caller, settings: Settings | None = None, name: str = "
         try:
             client, user = caller.client_for(ctx)
             result = fn(client)
-        except ToolError as e:
+        except ToolError:
             log.info("ink-mcp user=%s tool=%s outcome=refused ms=%.0f", user, tool, _ms(started))
             raise
         except InkError as e:
