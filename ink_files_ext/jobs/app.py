@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import os
 import pwd
+from pathlib import Path
 
-from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
 from traitlets import Unicode
 
 from ink_spawner.backends.base import minimal_env
 from ink_spawner.validator import Profile
 
 from .handlers import handlers
+from .page import page_handlers
 from .service import JobService
 from .store import JobStore
 
 
-class InkJobsApp(ExtensionApp):
-    """``/ink/api/v1``: submit, list, show, cancel batch jobs and read their output."""
+HERE = Path(__file__).resolve().parent.parent  # ink_files_ext: the user pages' templates, assets
+
+
+class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
+    """``/ink/api/v1``: submit, list, show, cancel batch jobs and read their output; the Jobs
+    page ``/ink/jobs`` on top of it."""
 
     name = "ink_jobs"
     load_other_extensions = True
+    static_paths = [str(HERE / "static")]
+    template_paths = [str(HERE / "templates")]
 
     jobs_dir = Unicode(
         "~/.ink/jobs",
@@ -57,4 +65,4 @@ class InkJobsApp(ExtensionApp):
             self.log.info("INK job API: jobs go to %s for %s", profile.backend, service.owner)
 
     def initialize_handlers(self):
-        self.handlers.extend(handlers())
+        self.handlers.extend(page_handlers() + handlers())
