@@ -12,7 +12,7 @@ import pwd
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
-from traitlets import Unicode
+from traitlets import Float, Unicode, default, validate
 
 from ink_spawner.backends.base import minimal_env
 from ink_spawner.validator import Profile
@@ -45,6 +45,27 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
         help="PATH of submitted jobs. Default: this server's own PATH (the site's job PATH).",
     ).tag(config=True)
 
+    lens_interval = Float(
+        help="""Seconds between two Job Lens samples of a job (CPU, memory, I/O, GPU), written to
+        ``metrics.jsonl`` in the job's directory and served at ``/ink/api/v1/jobs/ID/metrics``;
+        0 turns sampling off. Default: ``INK_LENS_INTERVAL`` from the hub, else 5.""",
+    ).tag(config=True)
+
+    @default("lens_interval")
+    def _lens_interval_from_env(self):
+        try:
+            return float(os.environ.get("INK_LENS_INTERVAL", "5"))
+        except ValueError:
+            self.log.warning("INK_LENS_INTERVAL is not a number; Job Lens samples every 5 s")
+            return 5.0
+
+    @validate("lens_interval")
+    def _check_lens_interval(self, proposal):
+        value = proposal["value"]
+        if value != 0 and not 0.05 <= value <= 3600:
+            raise ValueError("lens_interval: 0 (off) or 0.05 to 3600 seconds")
+        return value
+
     def initialize_settings(self):
         home = os.path.expanduser("~")
         try:
@@ -59,6 +80,7 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
             store=JobStore(os.path.expanduser(self.jobs_dir)), log=self.log,
             config=self.serverapp.config,
             job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
+            lens_interval=self.lens_interval,
         )
         self.settings["ink_jobs"] = service
         if profile is not None:

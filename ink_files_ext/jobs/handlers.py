@@ -228,7 +228,10 @@ def _read_from(path: str, offset: int, limit: int) -> tuple[bytes, int]:
 
 
 def handlers() -> list[tuple[str, type]]:
+    from .metrics import metrics_handlers  # imports this module
+
     return [
+        *metrics_handlers(),
         (rf"{API}/?", InfoHandler),
         (rf"{API}/openapi\.json", OpenAPIHandler),
         (rf"{API}/jobs/?", JobsHandler),

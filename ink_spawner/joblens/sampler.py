@@ -37,7 +37,11 @@ def settings_from_env(env=os.environ) -> tuple[float, int]:
 
 
 def enabled(env=os.environ) -> bool:
-    return env.get("INK_LENS", "1") not in ("0", "off", "false", "no")
+    """False when INK_LENS_INTERVAL is 0 (the site turned Job Lens off)."""
+    try:
+        return float(env.get("INK_LENS_INTERVAL", DEFAULT_INTERVAL)) != 0
+    except ValueError:
+        return True
 
 
 def allocated_cpus(env=os.environ) -> int | None:
