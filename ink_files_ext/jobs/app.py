@@ -82,7 +82,8 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
             job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
             lens_interval=self.lens_interval,
         )
-        self.settings["ink_jobs"] = service
+        # not under "ink_jobs": jupyter-server keeps the extension app itself under its name
+        self.settings["ink_jobs_service"] = service
         if profile is not None:
             self.log.info("INK job API: jobs go to %s for %s", profile.backend, service.owner)
 

@@ -37,7 +37,7 @@ class JobsAPIHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def jobs(self):
         """The job service of this server (:class:`~ink_files_ext.jobs.service.JobService`)."""
-        return self.settings["ink_jobs"]
+        return self.settings["ink_jobs_service"]
 
     def check_xsrf_cookie(self):
         # A token in the Authorization header is not something a browser sends on its own,

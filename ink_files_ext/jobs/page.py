@@ -22,6 +22,8 @@ from .. import api_auth
 class JobsPageHandler(ExtensionHandlerJinjaMixin, ExtensionHandlerMixin, JupyterHandler):
     """GET /ink/jobs: the page; its data come from the JSON APIs."""
 
+    auth_resource = "contents"  # jupyter-server's authorizer: what the page gives access to (the user's files, through jobs)
+
     @web.authenticated
     @authorized
     def get(self):

@@ -230,7 +230,7 @@
     }
     tailing = true;
     try {
-      const res = await fetch(jobUrl(r.id, state.stream) + "?offset=" + state.offset, {credentials: "same-origin"});
+      const res = await fetch(jobUrl(r.id, state.stream) + "?offset=" + state.offset, {credentials: "same-origin", headers: {"X-XSRFToken": config.xsrf}});
       if (res.ok && state.selected === r.key) {
         const text = await res.text();
         state.offset += new TextEncoder().encode(text).length;
@@ -263,7 +263,7 @@
     f.walltime.value = duration(j.walltime_s); f.workdir.value = j.workdir;
     if (j.script) {
       f.kind.value = "script"; showKind();
-      const res = await fetch(jobUrl(j.id, "script"), {credentials: "same-origin"});
+      const res = await fetch(jobUrl(j.id, "script"), {credentials: "same-origin", headers: {"X-XSRFToken": config.xsrf}});
       f.script.value = res.ok ? await res.text() : "";
     } else {
       f.kind.value = "command"; showKind();
