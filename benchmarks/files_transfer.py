@@ -3,7 +3,12 @@
 Download: GET /ink/api/files/download streamed to a file, vs reading the file and writing the
 copy locally with the same 1 MiB chunks. Upload: the page's protocol (declare, then 16 MiB
 chunks with Content-Range) from a local file, vs the local copy. Throughput ratios are
-server/local (1.0 = as fast as a local copy). The server's peak RSS (VmHWM) is read before
+server/local (1.0 = as fast as a local copy).
+
+Both sides have the same durability policy: neither the local copy nor the server calls fsync;
+both end with the bytes in the page cache, and ``os.sync()`` runs before every measurement so
+that one measurement's write-back does not slow the next. The server writes a chunk while it
+arrives (1 MiB blocks in a worker thread), the local copy in 1 MiB writes. The server's peak RSS (VmHWM) is read before
 and after: streaming must not hold the file in memory.
 
     .venv/bin/python benchmarks/files_transfer.py [--size-mib 1024]

@@ -65,7 +65,11 @@ def _documented_classes():
     from ink_files_ext.app import InkFilesApp
     from ink_files_ext.jobs.app import InkJobsApp
     from ink_hub.authenticators import InkAuthenticator, InkOIDCAuthenticator, KerberosAuthenticator
+    from ink_hub.doctor import Doctor
     from ink_hub.kerberos import TicketKeeper
+    from ink_hub.ssh_api import SessionSSH
+    from ink_hub.ssh_ca import SSHCertificateAuthority, SSHHostCertificateAuthority
+    from ink_hub.service_plugins import InkServices
 
     # InkSpawner: its own options and the Spawner options it gives another default; the rest
     # of JupyterHub's Spawner options are JupyterHub's to document. Backends: every option,
@@ -74,7 +78,9 @@ def _documented_classes():
     return [(InkSpawner, False), (DefaultResolver, False), (WalltimeExtension, False),
             (LocalBackend, True), (SlurmBackend, True), (HTCondorBackend, True),
             (InkAuthenticator, False), (InkOIDCAuthenticator, False), (KerberosAuthenticator, False),
-            (TicketKeeper, False), (InkFilesApp, False), (InkJobsApp, False)]
+            (TicketKeeper, False), (InkFilesApp, False), (InkJobsApp, False),
+            (SSHCertificateAuthority, False), (SSHHostCertificateAuthority, False), (SessionSSH, False),
+            (InkServices, False), (Doctor, False)]
 
 
 # how a class other than InkSpawner and the backends comes into play
@@ -97,8 +103,18 @@ SELECTED = {
     "named in each option.",
     "InkJobsApp": "The jupyter-server extension `ink_files_ext.jobs` (the job API), served by the "
     "portal server (`c.InkJobsApp.<option>` in the user server's Jupyter config).",
+    "InkServices": "Settings of the service plugins the catalogue's experiments list "
+    "(see [Adding a service](../developer/adding-a-service.md)).",
+    "Doctor": "Read by `ink-hub doctor` from the `hub:` section; its command-line options "
+    "override them (see [Installing](../admin/install.md#checking-a-site-ink-hub-doctor)).",
     "TicketKeeper": "Always active; it has work only for users with a Kerberos ticket in their "
     "auth_state (see [Kerberos tickets](../admin/kerberos.md)).",
+    "SSHCertificateAuthority": "Always active: it signs EShell's certificates for the login nodes "
+    "(see [Portal server and EShell](../admin/eshell.md)) and laptops' keys for SSH into sessions "
+    "(see [SSH into sessions](../admin/enode.md)).",
+    "SSHHostCertificateAuthority": "Always active: it signs the sessions' host keys for SSH into "
+    "sessions (see [SSH into sessions](../admin/enode.md)).",
+    "SessionSSH": "Always active (see [SSH into sessions](../admin/enode.md)).",
 }
 
 

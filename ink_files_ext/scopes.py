@@ -1,7 +1,8 @@
 """INK's token scopes: what the APIs of the user's server check, and what the hub grants.
 
 The file API (``/ink/api/files/``) and the job API (``/ink/api/v1``) of the user's server
-check these scopes on every token request (:mod:`ink_files_ext.api_auth`); the hub defines them
+check these scopes on every token request (:mod:`ink_files_ext.api_auth`), the hub's SSH
+certificate API ``custom:ink:ssh`` (:mod:`ink_hub.ssh_api`); the hub defines them
 in ``c.JupyterHub.custom_scopes`` and grants them, on the user's own resources, to the ``user``
 role (:mod:`ink_hub.scopes`), so a token a user creates on the token page may carry them. The
 contract lives here, next to the handlers that enforce it. Standard library only: the hub
@@ -19,6 +20,9 @@ SCOPE_FILES = "custom:ink:files"
 #: list, stat and download files
 SCOPE_FILES_READ = "custom:ink:files:read"
 
+#: have the hub sign your own SSH public key (short-lived certificate) to SSH into your sessions
+SCOPE_SSH = "custom:ink:ssh"
+
 #: definitions for ``c.JupyterHub.custom_scopes``
 CUSTOM_SCOPES = {
     SCOPE_JOBS_READ: {"description": "List your INK batch jobs and read their output."},
@@ -27,7 +31,10 @@ CUSTOM_SCOPES = {
     SCOPE_FILES_READ: {"description": "List and download your files through INK."},
     SCOPE_FILES: {"description": "Upload, move and delete your files through INK.",
                   "subscopes": [SCOPE_FILES_READ]},
+    SCOPE_SSH: {"description": "Get short-lived SSH certificates for your own key, to SSH into "
+                "your INK sessions."},
 }
+
 
 def user_role_scopes() -> list[str]:
     """Scopes of JupyterHub's ``user`` role with INK's: a user may put them on their tokens.

@@ -17,12 +17,12 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import credentials_api, dashboard, scopes, session_api, shares
+from . import credentials_api, dashboard, scopes, service_plugins, session_api, shares, ssh_api
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
 from .spawn_form import SpawnForm
-from .ssh_ca import SSHCertificateAuthority
+from .ssh_ca import SSHCertificateAuthority, SSHHostCertificateAuthority
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
     # sessions are batch jobs with their own wall time: a hub restart or upgrade must not kill them
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.extra_handlers.extend(session_api.handlers)
-    scopes.configure_scopes(c)  # INK's token scopes (jobs, files) for every user
+    scopes.configure_scopes(c)  # INK's token scopes (jobs, files, ssh) for every user
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):
         c.ConfigurableHTTPProxy.command = [str(chp)]
@@ -66,14 +66,20 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
 def apply_site(c, site: SiteConfig) -> None:
     """Wire a validated site configuration into the hub's config."""
     catalogue = site.catalogue
-    ssh_ca = None
-    if catalogue.site.login_nodes:
-        # the CA's settings come from the hub: section (SSHCertificateAuthority.key_file, ...)
-        ssh_ca = SSHCertificateAuthority(config=Config(site.hub_config))
-        if not ssh_ca.key_file:
-            ssh_ca.key_file = os.path.join(os.getcwd(), "ink-ssh-user-ca")
+    # the CAs' settings come from the hub: section (SSHCertificateAuthority.key_file, ...)
+    ssh_ca = SSHCertificateAuthority(config=Config(site.hub_config))
+    if not ssh_ca.key_file:
+        ssh_ca.key_file = os.path.join(os.getcwd(), "ink-ssh-user-ca")
+    host_ca = SSHHostCertificateAuthority(config=Config(site.hub_config))
+    if not host_ca.key_file:
+        host_ca.key_file = os.path.join(os.getcwd(), "ink-ssh-host-ca")
+    # SSH into sessions (Enode): laptops' keys and sessions' host keys signed on demand
+    c.JupyterHub.extra_handlers.extend(
+        ssh_api.handlers(ssh_ca, host_ca, ssh_api.SessionSSH(config=Config(site.hub_config))))
     share_links = shares.ShareLinks(config=Config(site.hub_config))
-    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca, share_links=share_links)
+    # portal sessions get a certificate at start only where there are login nodes to use it on
+    resolver = CatalogueResolver(catalogue, ssh_ca=ssh_ca if catalogue.site.login_nodes else None,
+                                 share_links=share_links)
     form = SpawnForm(resolver)
     c.InkSpawner.resolver = resolver
     c.InkSpawner.options_form = form.render
@@ -101,6 +107,9 @@ def apply_site(c, site: SiteConfig) -> None:
                                 **({"backend": app.backend} if app.backend else {})}
                          for name, app in catalogue.apps.items()}
     c.merge(Config(site.hub_config))
+    # service plugins the catalogue's experiments list: their JupyterHub services and access check
+    c.JupyterHub.extra_handlers.extend(service_plugins.handlers(resolver))
+    service_plugins.configure_services(c, catalogue, service_plugins.InkServices(config=Config(site.hub_config)))
     # a site's own templates (hub: JupyterHub: template_paths) come first, INK's after them
     ours = str(Path(__file__).parent / "templates")
     site_paths = list(c.JupyterHub.template_paths) if "template_paths" in c.JupyterHub else []

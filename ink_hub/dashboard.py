@@ -17,6 +17,7 @@ from tornado import web
 
 from ink_spawner.stats import sampler_for
 
+from . import service_plugins
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import STATE_KEY, Ticket
 
@@ -37,9 +38,14 @@ def session_rows(user, catalogue) -> list[dict]:
         else:
             state = "stopped"
         options = spawner.user_options or {}
-        events = getattr(spawner, "_events", None) or []
         app = catalogue.apps.get(name)
         orm_spawner = user.orm_spawners[name]
+        if state == "starting":
+            message = spawner.progress_log.latest()
+        elif state == "stopped":
+            message = getattr(spawner, "end_reason", "")  # why its job ended (OOM, node failure...)
+        else:
+            message = ""
         rows.append({
             "name": name,
             "title": app.title if app else name,
@@ -47,7 +53,7 @@ def session_rows(user, catalogue) -> list[dict]:
             "experiment": options.get("experiment", ""),
             "image": options.get("image", ""),
             "state": state,
-            "message": events[-1]["message"] if state == "starting" and events else "",
+            "message": message,
             "url": user.server_url(name) if spawner.ready else "",
             "node": _node_of(spawner) if state == "running" else "",
             "cpus": options.get("cpus"),
@@ -170,6 +176,7 @@ class DashboardHandler(InkPageHandler):
             shell_url=shell_url,
             files_url=files_url,
             jobs_url=jobs_url,
+            plugin_services=service_plugins.tiles_for(cat, experiments, self.hub.base_url, self.base_url, user),
             sessions=session_rows(user, cat),
             usage_chart=bar_chart_svg(self._sessions_by_app()),
             overview=overview,

@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 from jupyterhub.utils import url_path_join
 
-from .catalogue.model import Catalogue
+from .catalogue.model import Catalogue, app_defaults
 from .catalogue.resolve import CatalogueResolver
 
 _TEMPLATES = jinja2.Environment(
@@ -54,11 +54,15 @@ class SpawnForm:
                 continue
             exp = cat.experiments[name]
             limits = self.resolver.limits_for(username, exp)
-            defaults = cat.defaults.merged(exp.defaults)
+            defaults = app_defaults(cat.defaults.merged(exp.defaults), cat.apps.get(app.name), limits)
             same = last.get("experiment") == name
             chosen = {key: last.get(key) if same and last.get(key) is not None else getattr(defaults, key)
                       for key in ("cpus", "memory", "walltime")}
-            preset = "custom" if same and "cpus" in last else (exp.presets[0] if exp.presets else "custom")
+            own = cat.apps[app.name].defaults if app.name in cat.apps else None
+            app_sized = own is not None and (own.cpus is not None or own.memory is not None)
+            # an app with its own size (Enode's cores) starts from it, not from the first preset
+            preset = "custom" if (same and "cpus" in last) or app_sized else \
+                (exp.presets[0] if exp.presets else "custom")
             for pname in exp.presets:
                 p = cat.presets[pname]
                 if same and last.get("cpus") == p.cpus and last.get("memory") == p.memory:

@@ -37,6 +37,10 @@ APPS = {
                        "A Linux desktop (VNC) with a terminal, for X11 programs such as ROOT's TBrowser."),
     "rootbrowse": AppInfo("rootbrowse", "ROOT Browser", "/rootbrowse/",
                           "Browse and draw the histograms and trees in your ROOT files (JSROOT)."),
+    # no web UI of its own: SSH from a laptop (ink ssh-config) and a web terminal (EShell)
+    "enode": AppInfo("enode", "Enode", "/ink/shell",
+                     "A shell session on a worker node: SSH in from your laptop (VS Code Remote-SSH, "
+                     "scp, rsync) or use the web terminal."),
 }
 
 

@@ -1,7 +1,8 @@
 """The jupyter-server side of ink_proxy_ext: the desktop's noVNC page and the apps' assets.
 
 A plain server extension (no ExtensionApp: it has no settings of its own). ``/desktop/`` is
-an authenticated page that connects noVNC to the ``desktop-vnc`` websocket.
+an authenticated page that connects noVNC to the ``desktop-vnc`` websocket. ``/ink/ssh`` is
+the session's SSH endpoint (:mod:`ink_proxy_ext.ssh_socket`, :mod:`ink_proxy_ext.sshd`).
 
 ``/ink-apps/static/`` serves the apps' front-end code (noVNC and JSROOT from npm, copied by
 scripts/build-assets, and our page scripts) without authentication, like jupyter-server's own
@@ -17,6 +18,8 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .apps import STATIC
+from .ssh_socket import SSHSocketHandler
+from .sshd import SSHEndpoint
 
 DESKTOP_PAGE = (STATIC / "desktop" / "index.html").read_text()  # read once, at server start
 
@@ -44,5 +47,7 @@ def _load_jupyter_server_extension(serverapp):
     serverapp.web_app.add_handlers(".*", [
         (url_path_join(base_url, r"/desktop/?"), DesktopPageHandler),
         (url_path_join(base_url, r"/ink-apps/static/(.*)"), PublicStaticHandler, {"path": str(STATIC)}),
+        # SSH into the session (Enode): the sshd is made at the first connection, not here
+        (url_path_join(base_url, r"/ink/ssh"), SSHSocketHandler, {"endpoint": SSHEndpoint(parent=serverapp)}),
     ])
-    serverapp.log.info("ink_proxy_ext: desktop page and app assets loaded")
+    serverapp.log.info("ink_proxy_ext: desktop page, app assets and SSH endpoint loaded")

@@ -12,6 +12,20 @@ import enum
 from dataclasses import dataclass
 
 
+#: how the end states schedulers report (lower case, e.g. Slurm's) read to a user
+END_REASONS = {
+    "out_of_memory": "out of memory: it used more memory than it asked for (ask for more)",
+    "node_fail": "its node failed or lost contact with the scheduler",
+    "timeout": "its wall time ran out",
+    "deadline": "its deadline passed",
+    "preempted": "preempted by a job of higher priority",
+    "boot_fail": "its node failed to boot",
+    "cancelled": "cancelled",
+    "failed": "failed (non-zero exit code)",
+    "completed": "completed",
+}
+
+
 class BackendError(RuntimeError):
     """The scheduler refused a request or did not answer; the message is shown to the user."""
 
@@ -59,5 +73,6 @@ class JobStatus:
             return ", ".join(parts)
         if self.state is JobState.RUNNING:
             return f"Job {self.job_id} is running on {self.node}"
-        detail = f" ({self.reason})" if self.reason else ""
+        reason = END_REASONS.get(self.reason or "", self.reason)
+        detail = f" ({reason})" if reason else ""
         return f"Job {self.job_id} has ended{detail}"

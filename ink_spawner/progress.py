@@ -30,6 +30,10 @@ class ProgressLog:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def latest(self) -> str:
+        """The newest message of the current spawn ('' before the first), for the panel."""
+        return self._events[-1]["message"] if self._events else ""
+
     def emit(self, progress: int, message: str) -> None:
         if self.log is not None:
             self.log.info("%s: %s", self.name, message)

@@ -14,7 +14,7 @@ import asyncio
 
 from jupyterhub.spawner import SpawnException
 
-from .jobstatus import JobState
+from .jobstatus import END_REASONS, JobState
 
 
 async def wait_for_session(backend, job_id: str, port_future: asyncio.Future, app_title: str,
@@ -38,7 +38,8 @@ async def wait_for_session(backend, job_id: str, port_future: asyncio.Future, ap
                 emit(60, f"{last}; starting {app_title}")
         if status is not None and status.state is JobState.DONE:
             tail = await read_output()
-            message = f"Job {job_id} ended before {app_title} started ({status.reason})."
+            reason = END_REASONS.get(status.reason or "", status.reason)
+            message = f"Job {job_id} ended before {app_title} started ({reason})."
             if tail.strip():
                 message += "\nLast lines of its output:\n" + tail.strip()[-1500:]
             raise SpawnException(message, reason="job_died", status_code=500)

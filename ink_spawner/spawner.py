@@ -14,6 +14,7 @@ import os
 import pwd
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 
 from jupyterhub.spawner import SpawnException, Spawner
@@ -210,6 +211,7 @@ class InkSpawner(Spawner):
         self.job_max_walltime = state.get("job_max_walltime", 0)
         self._state_backend = state.get("backend")
         self._port = state.get("port")
+        self.end_reason = state.get("end_reason", "")
 
     def get_state(self):
         state = super().get_state()
@@ -217,6 +219,8 @@ class InkSpawner(Spawner):
             state.update(job_id=self.job_id, job_output=self.job_output, job_user=self.job_user,
                          backend=self.backend_name, port=self._port,
                          job_max_walltime=self.job_max_walltime)
+        if self.end_reason:  # kept after the job is gone: the panel says why it ended
+            state["end_reason"] = self.end_reason
         return state
 
     def clear_state(self):
@@ -230,6 +234,8 @@ class InkSpawner(Spawner):
 
     _state_backend = None
     _port = None
+    #: why the last job of this session ended, as the scheduler said (shown on the panel)
+    end_reason = ""
     _port_future: asyncio.Future | None = None
     _watching = False
 
@@ -331,6 +337,7 @@ class InkSpawner(Spawner):
 
     async def start(self):
         self.progress_log.clear()
+        self.end_reason = ""
         self.walltime_extension.reset()
         self._state_backend = None  # a new job: decided by the app and config, not old state
         self._state_backend = self.backend_name
@@ -408,6 +415,11 @@ class InkSpawner(Spawner):
         if status.state is JobState.RUNNING and self.walltime_extension.enabled:
             await self.walltime_extension.maybe_extend(self, status)
         if status.state is JobState.DONE:
+            backend = self.backend_instance
+            tail = await backend.read_tail(self.job_user or self.user.name, self.job_output) \
+                if self.job_output else ""
+            self.end_reason = replace(status, reason=backend.end_reason(status, tail)).describe()
+            self.log.info("%s: %s", self._log_name, self.end_reason)
             if not status.settled:
                 # ended for the user but still in the scheduler (held, completing): JupyterHub
                 # calls stop() only for servers that poll as running, so remove it here

@@ -73,12 +73,19 @@ class ExperimentProfile:
     images: Mapping[str, str] = field(default_factory=dict)  # image name -> path
     default_image: str | None = None
     routing: Mapping[str, str] = field(default_factory=dict)  # scheduler routing of the backend
+    #: an app's own defaults (e.g. more cores for Enode), already within the limits: a session
+    #: of that app starts from these instead of ``defaults``
+    app_defaults: Mapping[str, Mapping] = field(default_factory=dict)
+
+    def defaults_for(self, app: str | None) -> Mapping:
+        return self.app_defaults.get(app, self.defaults) if app is not None else self.defaults
 
     def to_dict(self) -> dict:
         return {"title": self.title, "apps": list(self.apps) if self.apps is not None else None,
                 "defaults": dict(self.defaults), "limits": dict(self.limits),
                 "images": dict(self.images), "default_image": self.default_image,
-                "routing": dict(self.routing)}
+                "routing": dict(self.routing),
+                "app_defaults": {a: dict(d) for a, d in self.app_defaults.items()}}
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping) -> ExperimentProfile:
@@ -88,7 +95,8 @@ class ExperimentProfile:
                    defaults=dict(data.get("defaults") or {}), limits=dict(data.get("limits") or {}),
                    images=dict(data.get("images") or {}), default_image=data.get("default_image"),
                    routing={k: v for k, v in (data.get("routing") or {}).items()
-                            if k in ROUTING_KEYS and v})
+                            if k in ROUTING_KEYS and v},
+                   app_defaults={a: dict(d) for a, d in (data.get("app_defaults") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -177,7 +185,7 @@ def check_session(profile: Profile, options, *, app: str, app_title: str | None 
     if profile.max_sessions is not None and other_sessions >= profile.max_sessions:
         raise Refused("sessions", f"you already have {other_sessions} sessions running "
                       f"(limit {profile.max_sessions}); stop one first")
-    return _resolve(exp, options)
+    return _resolve(exp, options, app=app)
 
 
 def check_job(profile: Profile, body, *, home: str) -> JobRequest:
@@ -267,13 +275,13 @@ def _offers(exp: ExperimentProfile, app: str) -> bool:
     return exp.apps is None or app in exp.apps
 
 
-def _resolve(exp: ExperimentProfile, request: dict) -> Resolved:
+def _resolve(exp: ExperimentProfile, request: dict, app: str | None = None) -> Resolved:
     """Image, resources within the limits, and the experiment's routing."""
     image = request.get("image", exp.default_image)
     if image is not None and image not in exp.images:
         offered = ", ".join(exp.images) or "none"
         raise Refused("image", f"{image!r} is not offered by {exp.name!r} (offered: {offered})")
-    defaults, limits = exp.defaults, exp.limits
+    defaults, limits = exp.defaults_for(app), exp.limits
     cpus = _within("cpus", request.get("cpus", defaults.get("cpus") or 1), 1, limits.get("cpus") or 1)
     gpus = _within("gpus", request.get("gpus", defaults.get("gpus") or 0), 0, limits.get("gpus") or 0)
     memory = request.get("memory", defaults.get("memory") or "1G")

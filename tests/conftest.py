@@ -53,7 +53,17 @@ def cancel_test_jobs() -> None:
             subprocess.run(["scancel", job_id])
 
 
+#: Deadlines of state waits are multiplied by this (CI runs on 2 busy cores): a wait returns as
+#: soon as its state is reached, so a longer deadline never slows a passing test; it only keeps
+#: a loaded machine from failing one. Timing assertions measure elapsed time themselves.
+TIMEOUT_SCALE = float(os.environ.get("INK_TEST_TIMEOUT_SCALE", "4"))
+#: deadline (ms) of every browser wait and action: pages wait on states and events
+UI_TIMEOUT = int(120_000 * TIMEOUT_SCALE / 4)
+
+
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it is true; fail after ``timeout`` × TIMEOUT_SCALE seconds."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -120,11 +130,31 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-r
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+class PatientBrowser:
+    """A Playwright browser whose contexts wait up to UI_TIMEOUT for every action, navigation
+    and state (Playwright's default is 30 s, too short for a cold JupyterLab on a loaded box)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_context(self, **kwargs):
+        context = self._browser.new_context(**kwargs)
+        context.set_default_timeout(UI_TIMEOUT)
+        context.set_default_navigation_timeout(UI_TIMEOUT)
+        return context
+
+    def new_page(self, **kwargs):
+        return self.new_context(**kwargs).new_page()
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        yield b
+        yield PatientBrowser(b)
         b.close()

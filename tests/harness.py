@@ -99,7 +99,7 @@ c.JupyterHub.cleanup_servers = False
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "test-password"
 c.Authenticator.allowed_users = {set(TEST_USERS)!r}
-c.JupyterHub.services = [{{"name": "ink-test", "api_token": {self.token!r}}}]
+c.JupyterHub.services.append({{"name": "ink-test", "api_token": {self.token!r}}})  # after INK's services
 c.JupyterHub.load_roles.append({{"name": "ink-test", "services": ["ink-test"],  # after INK's roles
     "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
                "access:servers", "read:servers", "admin:server_state", "admin:groups"]}})
@@ -114,7 +114,7 @@ c.JupyterHub.log_level = "DEBUG"
         path.write_text(config + "\n" + self.extra_config)
         return path
 
-    def start(self, timeout: float = 60) -> "Hub":
+    def start(self, timeout: float = 180) -> "Hub":
         config = self.write_config()
         log = open(self.log_path, "ab")
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import SLURM_HUB_CONFIG, squeue_active, wait_for
+from .conftest import SLURM_HUB_CONFIG, UI_TIMEOUT, squeue_active, wait_for
 from .test_browser_pages import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
@@ -199,7 +199,7 @@ def test_vscode_workbench_and_terminal(browser, hub, tmp_path):
     page.set_viewport_size({"width": 1280, "height": 800})
     start_from_tile(page, hub, "alice", "vscode")
     page.wait_for_selector(".monaco-workbench .part.editor", timeout=60_000)
-    page.wait_for_selector(".explorer-folders-view", timeout=30_000)  # the home folder is open
+    page.wait_for_selector(".explorer-folders-view", timeout=UI_TIMEOUT)  # the home folder is open
     # a terminal runs a command as alice on the worker node
     open_vscode_terminal(page)
     page.wait_for_timeout(1500)  # the shell's prompt
@@ -228,7 +228,7 @@ def test_desktop_connects_shows_a_terminal_and_leaves_nothing(browser, hub, tmp_
         const c = document.querySelector('#screen canvas'); if (!c || !c.width) return false;
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let light = 0; for (let i = 0; i < d.length; i += 16) if (d[i] > 200 && d[i+1] > 200 && d[i+2] > 200) light++;
-        return light > 2000; }""", timeout=30_000)
+        return light > 2000; }""", timeout=UI_TIMEOUT)
     # the desktop's terminal takes keystrokes through noVNC and runs them as alice
     proof = Path(pwd.getpwnam("alice").pw_dir) / "desktop-terminal-proof.txt"
     proof.unlink(missing_ok=True)

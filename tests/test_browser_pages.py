@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from .conftest import SLURM_HUB_CONFIG, squeue_active
+from .conftest import SLURM_HUB_CONFIG, UI_TIMEOUT, squeue_active
 from .test_profiles import CATALOGUE, site_setup  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
@@ -107,7 +107,7 @@ def test_values_beyond_the_limits_are_refused_by_the_server(browser, hub):
     alice.evaluate("document.getElementById('ink-cpus-juno').removeAttribute('max')")
     alice.fill("#ink-cpus-juno", "64")
     alice.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
-    alice.wait_for_selector("text=cpus: 64 is outside the allowed range 1-4", timeout=30_000)
+    alice.wait_for_selector("text=cpus: 64 is outside the allowed range 1-4", timeout=UI_TIMEOUT)
     assert not squeue_active("alice")
     alice.click(".ink-form-back a")  # back to the app's menu, with the last (refused) values
     alice.wait_for_selector("#ink-cpus-juno")
@@ -129,7 +129,7 @@ def test_dashboard_tiles_sessions_and_statistics(browser, hub, tmp_path):
     alice.wait_for_url("**/user/alice/jupyter/**", timeout=90_000)
     alice.goto(f"{hub.url}/hub/ink")
     row = alice.locator("#ink-sessions tr[data-name=jupyter]")
-    row.locator(".ink-connect").wait_for(timeout=15_000)
+    row.locator(".ink-connect").wait_for(timeout=UI_TIMEOUT)
     job_id = hub.spawner_state("alice", "jupyter")["job_id"]
     assert row.locator("td").nth(1).inner_text() == job_id and job_id in squeue_active("alice")
     assert "running" in row.locator(".ink-state").inner_text()
@@ -145,7 +145,7 @@ def test_dashboard_tiles_sessions_and_statistics(browser, hub, tmp_path):
     shot(alice, tmp_path, "dashboard.png")
     # stop from the table; the row follows without a reload
     row.locator(".ink-stop").click()
-    alice.wait_for_selector("#ink-sessions tr[data-name=jupyter] .ink-state:has-text('stopped')", timeout=30_000)
+    alice.wait_for_selector("#ink-sessions tr[data-name=jupyter] .ink-state:has-text('stopped')", timeout=UI_TIMEOUT)
     assert job_id not in squeue_active("alice")
 
 
@@ -167,7 +167,7 @@ def test_eshell_from_the_panel_runs_commands_and_keeps_its_settings(browser, hub
     alice = login(browser, hub, "alice")
     alice.click("#ink-service-eshell")
     alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=60_000)
-    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
     assert hub.spawner_state("alice", "portal")["backend"] == "local"
     assert not [j for j in squeue_active("alice")]  # nothing went to the batch queue
     alice.locator("#ink-terminal").click()
@@ -186,7 +186,7 @@ def test_eshell_from_the_panel_runs_commands_and_keeps_its_settings(browser, hub
     alice.locator("#ink-font-size").dispatch_event("change")
     shot(alice, tmp_path, "eshell.png")
     alice.reload()
-    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
     assert alice.locator("#ink-theme").input_value() == "light"
     assert alice.locator("#ink-font-size").input_value() == "18"
     assert alice.evaluate("window.inkTerminal.options.fontSize") == 18

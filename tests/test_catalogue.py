@@ -64,13 +64,13 @@ def test_hub_section_becomes_traitlets_config(tmp_path):
     c = Config()
     apply_site(c, site)
     assert c.InkSpawner.backend == "slurm" and c.SlurmBackend.poll_interval == 15
-    assert set(c.InkSpawner.apps) == {"jupyter", "portal", "vscode", "desktop", "rootbrowse"}
+    assert set(c.InkSpawner.apps) == {"jupyter", "portal", "vscode", "desktop", "rootbrowse", "enode"}
     assert c.InkSpawner.apps["portal"]["backend"] == "local"
     assert callable(c.InkSpawner.resolver)
 
 
 @pytest.mark.parametrize("text, where, reason", [
-    ("experiments: {juno: {title: J, apps: [enode]}}", "experiments.juno", "'enode' is not defined in apps"),
+    ("experiments: {juno: {title: J, apps: [nosuchapp]}}", "experiments.juno", "'nosuchapp' is not defined in apps"),
     ("limits: {memory: lots}", "limits.memory", "not a size"),
     ("defaults: {cpus: 0}", "defaults.cpus", "greater than or equal to 1"),
     ("experiments: {juno: {title: J, apps: [jupyter], colour: red}}", "experiments.juno.colour",
@@ -181,3 +181,21 @@ def test_app_backend_must_be_installed(tmp_path):
     with pytest.raises(CatalogueError) as e:
         load_site([write(tmp_path, "site.yaml", "apps: {portal: {title: P, default_url: /lab, backend: pbs}}")])
     assert "apps.portal.backend: unknown INK backend 'pbs'" in "\n".join(e.value.problems)
+
+
+def test_app_defaults_go_over_the_experiments_and_are_lowered_to_the_limits():
+    """Enode's own size (4 cores, 8G in the built-in defaults) for its sessions, never more than
+    a user may have: an experiment limited to 2 cores gets 2, not a refused spawn."""
+    from ink_hub.catalogue.model import Resources, app_defaults
+
+    catalogue = load_site([]).catalogue
+    enode = catalogue.apps["enode"]
+    assert (enode.defaults.cpus, enode.defaults.memory) == (4, "8G")
+    base = Resources(cpus=1, memory="6G", gpus=0, walltime="24:00:00")
+    roomy = Resources(cpus=8, memory="32G", gpus=0, walltime="72:00:00")
+    assert app_defaults(base, enode, roomy).model_dump() == {"cpus": 4, "memory": "8G", "gpus": 0,
+                                                             "walltime": "24:00:00"}
+    small = Resources(cpus=2, memory="4G", gpus=0, walltime="72:00:00")
+    assert app_defaults(base, enode, small).model_dump()["cpus"] == 2
+    assert app_defaults(base, enode, small).model_dump()["memory"] == "4G"
+    assert app_defaults(base, catalogue.apps["jupyter"], small) == base  # no defaults of its own

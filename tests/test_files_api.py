@@ -250,6 +250,30 @@ def test_upload_refusals(server):
     assert (server.home / "exists.txt").read_text() == "new"
 
 
+def test_a_newer_chunk_takes_over_from_one_still_in_flight(server):
+    """Chunks are written while they arrive. A client that resumes after its connection broke
+    (while the server has not noticed yet) must not be refused, and the two must never
+    interleave: the newer chunk wins, the older one is answered 409 and writes no more."""
+    data = os.urandom(3 * 1024 * 1024)
+    up = server.post("uploads", {"path": "inflight.bin", "size": len(data)}).json()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        head = (f"PUT /ink/api/files/uploads/{up['id']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: token {server.token}\r\nContent-Length: {len(data)}\r\n"
+                f"Content-Range: bytes 0-{len(data) - 1}/{len(data)}\r\n\r\n")
+        stale = bytes(len(data))  # zeros: if any reached the file, the check below fails
+        sock.sendall(head.encode() + stale[:1_500_000])  # the old chunk is still arriving
+        r = put_chunk(server, up["id"], data, 0, len(data))
+        assert r.status_code == 200 and r.json()["done"] is True, r.text
+        sock.sendall(stale[1_500_000:])
+        sock.settimeout(120)
+        answer = b""
+        while b"took over" not in answer and b"}" not in answer.partition(b"\r\n\r\n")[2]:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 409") and b"took over" in answer, answer
+    assert (server.home / "inflight.bin").read_bytes() == data
+    assert not [n for n in os.listdir(server.home) if n.startswith(".ink-upload-")]
+
+
 def test_disk_full_is_reported_and_cleaned_up(server, full_disk):
     data = os.urandom(2 * 1024 * 1024)
     up = server.post("uploads", {"path": f"{full_disk}/too-big.bin", "size": len(data)}).json()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from .conftest import UI_TIMEOUT
 from .test_browser_pages import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
@@ -108,7 +109,7 @@ def test_files_page_upload_preview_share_delete(browser, hub, workdir, tmp_path)
     alice = login(browser, hub, "alice")
     alice.click("#ink-service-files")  # starts the portal server on the way
     alice.wait_for_url("**/user/alice/portal/ink/files**", timeout=60_000)
-    alice.wait_for_selector("#ink-table tbody tr", timeout=20_000)
+    alice.wait_for_selector("#ink-table tbody tr", timeout=UI_TIMEOUT)
     assert hub.spawner_state("alice", "portal")["backend"] == "local"
     # the side list shows home and the site's storage root
     assert [t.strip() for t in alice.locator("#ink-roots a[data-path]").all_inner_texts()] == ["Home", "Scratch"]
@@ -121,7 +122,7 @@ def test_files_page_upload_preview_share_delete(browser, hub, workdir, tmp_path)
     alice.wait_for_function("(p) => window.inkFiles.state.path === p", arg=str(workdir))
     # upload several files at once (chunked uploads with progress)
     alice.set_input_files("#ink-upload-input", [str(p) for p in staged.values()])
-    alice.wait_for_function("document.querySelectorAll('.ink-upload.done').length === 5", timeout=30_000)
+    alice.wait_for_function("document.querySelectorAll('.ink-upload.done').length === 5", timeout=UI_TIMEOUT)
     for name, path in staged.items():
         assert (workdir / name).read_bytes() == path.read_bytes(), name
         entry(alice, name).wait_for()
@@ -139,7 +140,7 @@ def test_files_page_upload_preview_share_delete(browser, hub, workdir, tmp_path)
     assert "least squares" in alice.inner_text("#ink-preview-body")
     alice.click("#ink-preview button")
     entry(alice, "notes.pdf").click()
-    alice.wait_for_selector("#ink-preview-body[data-rendered='1'] canvas[data-page='1']", timeout=20_000)
+    alice.wait_for_selector("#ink-preview-body[data-rendered='1'] canvas[data-page='1']", timeout=UI_TIMEOUT)
     inked = alice.evaluate("""() => { const c = document.querySelector('#ink-preview-body canvas');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
         for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }""")
@@ -274,7 +275,7 @@ def test_eshell_tabs_each_have_their_own_shell_and_tmux_outlives_its_tab(browser
     alice = login(browser, hub, "alice")
     alice.click("#ink-service-eshell")
     alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=60_000)
-    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
     alice.locator("#ink-terminal").click()
     alice.keyboard.type("echo pid=$$")
     alice.keyboard.press("Enter")
@@ -343,8 +344,8 @@ def test_root_file_preview_draws_a_histogram(browser, hub, workdir, tmp_path):
     alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
     entry(alice, "hepdata.root").click()
     frame = alice.frame_locator("#ink-preview-body iframe.jsroot")
-    frame.locator("body[data-ready='1']").wait_for(timeout=30_000, state="attached")
+    frame.locator("body[data-ready='1']").wait_for(timeout=UI_TIMEOUT, state="attached")
     assert frame.locator("#ink-root-keys li[data-name='hpx;1']").count() == 1
-    frame.locator("svg text", has_text="This is the px distribution").first.wait_for(timeout=30_000)
+    frame.locator("svg text", has_text="This is the px distribution").first.wait_for(timeout=UI_TIMEOUT)
     assert frame.locator("svg text", has_text="75000").count() >= 1  # the stats box: entries
     shot(alice, tmp_path, "files-root-preview.png")

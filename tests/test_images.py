@@ -60,7 +60,7 @@ def apptainer_sections(path) -> tuple[dict[str, str], dict[str, str]]:
 def test_pins_are_complete_and_code_server_fits_node():
     p = pins()
     for key in ("CODE_SERVER_VERSION", "NODE_MAJOR", "JSROOT_VERSION", "DESKTOP_APT_PACKAGES",
-                "DESKTOP_DNF_PACKAGES"):
+                "DESKTOP_DNF_PACKAGES", "ENODE_APT_PACKAGES", "ENODE_DNF_PACKAGES"):
         assert p.get(key), key
     assert re.fullmatch(r"\d+\.\d+\.\d+", p["CODE_SERVER_VERSION"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", p["JSROOT_VERSION"])

@@ -15,6 +15,7 @@ import pytest
 
 from ink_hub.ssh_ca import SSHCertificateAuthority
 
+from .conftest import PatientBrowser, UI_TIMEOUT
 from .harness import free_port
 
 pytestmark = pytest.mark.sshd
@@ -139,22 +140,22 @@ hub:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        browser = PatientBrowser(p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True))
         page = login(browser, hub, "alice")
         page.click("#ink-service-eshell")
         page.wait_for_selector("#ink-status:has-text('connected')", timeout=60_000)
         page.select_option("#ink-node", "login1")
         page.wait_for_url("**/ink/shell?node=login1")
-        page.wait_for_selector("#ink-status:has-text('connected')", timeout=20_000)
+        page.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
         # a new tab on the login node; the shell on the portal host stays open in its own tab
         assert [t["node"] for t in page.evaluate("window.inkShell.tabs()")] == ["", "login1"]
         # sshd's banner: logged in with the certificate, no password asked
-        wait_for_terminal(page, "lines.some(l => l.includes('Debian GNU/Linux'))", timeout=20_000)
+        wait_for_terminal(page, "lines.some(l => l.includes('Debian GNU/Linux'))", timeout=UI_TIMEOUT)
         page.locator("#ink-terminal").click()
         page.keyboard.type("echo on-$(whoami)-at-login")
         page.keyboard.press("Enter")
         wait_for_terminal(page, "lines.some(l => l.includes('on-alice-at-login') && !l.includes('whoami'))",
-                          timeout=20_000)
+                          timeout=UI_TIMEOUT)
         browser.close()
     # the credentials are private files of alice, and not in the server's environment
     home = pwd.getpwnam("alice").pw_dir

@@ -91,6 +91,20 @@ def test_session_only_rules():
         check_session(PROFILE, ["cpus", 2], app="jupyter")
 
 
+def test_an_apps_own_defaults_apply_to_its_sessions_only(tmp_path):
+    """Enode starts with more cores: its defaults (already within the limits) are in the profile."""
+    from dataclasses import replace
+
+    juno = replace(PROFILE.experiments["juno"], apps=("jupyter", "enode"),
+                   app_defaults={"enode": {"cpus": 4, "memory": "8G", "gpus": 0, "walltime": "1:00:00"}})
+    profile = replace(PROFILE, experiments={"juno": juno})
+    assert check_session(profile, {}, app="enode").cpus == 4
+    assert check_session(profile, {"cpus": 2}, app="enode").cpus == 2  # asked for: that wins
+    assert check_session(profile, {}, app="jupyter").cpus == 1
+    assert check_job(profile, {"command": ["x"]}, home=str(tmp_path)).cpus == 1
+    assert Profile.from_json(profile.to_json()) == profile
+
+
 def test_no_experiment_no_work(tmp_path):
     nobody = Profile(backend="slurm", experiments={})
     for check in (lambda: check_session(nobody, {}, app="jupyter"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import BROWSER_ARGS, CHROMIUM
+from .conftest import BROWSER_ARGS, CHROMIUM, PatientBrowser
 import requests
 
 from .test_workflow_api import CATALOGUE
@@ -32,7 +32,7 @@ def test_token_page_scopes_and_revocation(hub_factory):
     hub.start_and_wait("dave", "portal")
     jobs = f"{hub.url}/user/dave/portal/ink/api/v1/jobs"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        browser = PatientBrowser(p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True))
         try:
             page = browser.new_context().new_page()
             page.goto(f"{hub.url}/hub/login")

@@ -154,7 +154,7 @@ def test_store_states(tmp_path):
 
 def test_scopes_and_role():
     assert set(CUSTOM_SCOPES) == {"custom:ink:jobs", "custom:ink:jobs:read", "custom:ink:files",
-                                  "custom:ink:files:read"}
+                                  "custom:ink:files:read", "custom:ink:ssh"}
     assert CUSTOM_SCOPES["custom:ink:jobs"]["subscopes"] == ["custom:ink:jobs:read"]
     assert user_role_scopes()[0] == "self" and "custom:ink:jobs!user" in user_role_scopes()
     assert PROFILE_ENV == "INK_WORKFLOW"

@@ -50,7 +50,7 @@ class UserServer:
                 *self.extra_args]
         self.logfile = open(self.log, "w")
         self.proc = subprocess.Popen(argv, stdout=self.logfile, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # a state wait: a loaded machine starts servers slowly
         while time.monotonic() < deadline:
             try:
                 if requests.get(self.url + "api/status", headers=self.auth, timeout=1).ok:

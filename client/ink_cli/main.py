@@ -6,6 +6,8 @@
     ink jobs ls | show ID | cancel ID | logs ID [--stderr] [--follow]
     ink files ls [PATH] | get REMOTE [LOCAL] | put LOCAL [REMOTE]
     ink sessions ls | start APP [--experiment E ...] | stop APP
+    ink ssh-config [APP ...] [--key PATH] [--include]
+    ink ssh APP | ssh-cert           (ssh's ProxyCommand and certificate renewal, written by ink ssh-config)
 
 Every command takes ``--json`` (machine-readable output on stdout). Progress goes to stderr,
 only when it is a terminal.
@@ -23,6 +25,7 @@ import time
 from . import __version__, config
 from .api import (EXIT_AUTH, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, Client,
                   InkError)
+from .ssh import cmd_ssh, cmd_ssh_cert, cmd_ssh_config
 from .transfer import download, upload
 
 EPILOG = """exit codes:
@@ -424,6 +427,31 @@ def parser() -> argparse.ArgumentParser:
     stop.add_argument("app")
     stop.add_argument("--no-wait", action="store_true")
     stop.set_defaults(func=cmd_sessions_stop)
+
+    ssh_config = sub.add_parser(
+        "ssh-config", parents=[common], help="set up `ssh ink-APP` (scp, rsync, VS Code Remote-SSH)",
+        description="Write ~/.config/ink/ssh/config with a Host ink-APP block per app, a key pair "
+        "(unless --key), its hub-signed certificate and a known_hosts that trusts the hub's "
+        "session host CA. Needs a token with the custom:ink:ssh scope.")
+    ssh_config.add_argument("apps", nargs="*", metavar="APP", help="apps to reach (default: enode)")
+    ssh_config.add_argument("--key", help="use this private key (its .pub beside it) instead of "
+                            "a new ~/.config/ink/ssh/id_ed25519")
+    ssh_config.add_argument("--include", action="store_true",
+                            help="add an Include line for it at the top of ~/.ssh/config")
+    ssh_config.set_defaults(func=cmd_ssh_config)
+    ssh = sub.add_parser("ssh", parents=[common], help="ssh's ProxyCommand: stdin/stdout to a session",
+                         description="Carry one SSH connection to APP's session through the hub "
+                         "(used by the ProxyCommand that ink ssh-config writes).")
+    ssh.add_argument("app")
+    ssh.add_argument("--ink-config", help="the login file to use (default: $INK_CONFIG or "
+                     "~/.config/ink/config.json)")
+    ssh.set_defaults(func=cmd_ssh)
+    cert = sub.add_parser("ssh-cert", parents=[common], help="renew the SSH certificate of your key",
+                          description="Have the hub sign the public key again (ink ssh-config's "
+                          "Match line runs this before every connection).")
+    cert.add_argument("--key", help="private key (default: ~/.config/ink/ssh/id_ed25519)")
+    cert.add_argument("--ink-config", help="the login file to use")
+    cert.set_defaults(func=cmd_ssh_cert)
     return p
 
 

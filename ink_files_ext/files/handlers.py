@@ -28,7 +28,7 @@ from .. import api_auth
 from . import operations, xrootd
 from .listing import describe, list_directory
 from .roots import FilesError, Roots, check_name
-from .uploads import Uploads, parse_content_range
+from .uploads import ChunkWriter, Uploads
 
 # Types a browser may show inline; everything else is a download. Inline text is sent as
 # text/plain and every file response carries a sandbox CSP, so an uploaded .html or .svg cannot
@@ -398,43 +398,48 @@ class UploadsHandler(FilesHandlerMixin, APIHandler):
         self.finish(upload.as_json())
 
 
+@web.stream_request_body
 class UploadChunkHandler(FilesHandlerMixin, APIHandler):
     """PUT /ink/api/files/uploads/ID with Content-Range: write one chunk (at most 16 MiB; the page
     and the ``ink`` client send 8 MiB) at the upload's offset. GET: where to resume. DELETE: give
     up and remove the part file.
 
-    Chunks are read whole before anything happens (not streamed): a refused chunk is then
-    answered cleanly instead of mid-body (which a proxy reports as a 503), an interrupted chunk
-    writes nothing, and the server's memory is bounded by the chunk size."""
+    The body is streamed into the part file as it arrives (:class:`~.uploads.ChunkWriter`), after
+    the caller is authenticated and authorized in ``prepare()`` (before any byte is read). A
+    refused chunk is still read to its end and then answered, never cut off mid-body (which a
+    proxy reports as a 503); an interrupted chunk does not move the upload's offset."""
 
     MAX_CHUNK = 16 << 20
+
+    _chunk: ChunkWriter | None = None
+
+    async def prepare(self):
+        await super().prepare()  # authenticated, XSRF for cookies, INK's files scope for tokens
+        if self._finished or self.request.method != "PUT":
+            return
+        if not self.authorizer.is_authorized(self, self.current_user, "write", self.auth_resource):
+            raise web.HTTPError(403, "not allowed to write files in this server")
+        length = self.request.headers.get("Content-Length")
+        self._chunk = ChunkWriter(self.uploads, self.path_kwargs["upload_id"],
+                                  self.request.headers.get("Content-Range"),
+                                  int(length) if length and length.isdigit() else None, self.MAX_CHUNK)
+        await self._chunk.open()
+
+    def data_received(self, chunk: bytes):
+        if self._chunk is not None:
+            return self._chunk.feed(chunk)  # tornado awaits it (flow control) when not None
+        return None
+
+    def on_connection_close(self):
+        if self._chunk is not None:  # the client hung up mid-chunk: the offset stays
+            asyncio.ensure_future(self._chunk.abandon())
+        super().on_connection_close()
 
     @web.authenticated
     @authorized
     async def put(self, upload_id: str):
-        upload = self.uploads.get(upload_id)
-        start, end = parse_content_range(self.request.headers.get("Content-Range"), upload)
-        body = self.request.body
-        if len(body) > self.MAX_CHUNK:
-            raise FilesError(413, f"body: a chunk is at most {self.MAX_CHUNK} bytes")
-        if len(body) != end - start:
-            raise FilesError(400, "Content-Range: its span must equal the body's length")
-        if start != upload.offset:
-            raise FilesError(409, f"Content-Range: the upload is at byte {upload.offset}, not {start}")
-        await self.in_thread(self._write, upload, body)
+        upload = await self._chunk.close()
         self.finish(upload.as_json())
-
-    def _write(self, upload, body: bytes) -> None:
-        fd = self.uploads.open_part(upload)
-        try:
-            self.uploads.write(upload, fd, body)
-        finally:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if upload.offset == upload.size:
-            self.uploads.finish(upload)
 
     @web.authenticated
     @authorized

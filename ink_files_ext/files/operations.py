@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import shutil
 import zipfile
 from collections.abc import Callable, Iterator
@@ -66,18 +67,47 @@ def move(source: str, target: str) -> None:
 
 
 def copy(source: str, target: str) -> None:
+    """Copy a file or a folder. The copy is made under a hidden name next to the target and
+    renamed when complete: a copy that fails half-way (disk full, quota) leaves nothing under
+    the final name, and its partial bytes are removed so the space comes back."""
     _refuse_into_itself(source, target)
     if os.path.lexists(target):
         raise FilesError(409, f"to: {target} already exists")
+    partial = os.path.join(os.path.dirname(target), f".ink-copy-{secrets.token_hex(6)}.part")
     try:
         if os.path.isdir(source) and not os.path.islink(source):
-            shutil.copytree(source, target, symlinks=True)
+            shutil.copytree(source, partial, symlinks=True)
         else:
-            shutil.copy2(source, target, follow_symlinks=False)
+            shutil.copy2(source, partial, follow_symlinks=False)
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "appeared during the copy", target)
+        os.rename(partial, target)
+    except shutil.Error as e:  # an OSError too: first
+        _remove_quietly(partial)
+        raise _copytree_error(e, target) from None
     except OSError as e:
+        _remove_quietly(partial)
         raise _os_error(e, target, "copy to") from None
-    except shutil.Error as e:
-        raise FilesError(500, f"copy to {target} was incomplete: {len(e.args[0])} files failed") from None
+
+
+def _copytree_error(e: shutil.Error, target: str) -> FilesError:
+    """copytree collects per-file errors: a full disk among them is a 507, not a 500."""
+    for entry in e.args[0] if e.args and isinstance(e.args[0], list) else []:
+        why = str(entry[-1]) if isinstance(entry, tuple) else ""
+        if "No space left" in why or "Disk quota" in why:
+            return storage_error(OSError(errno.ENOSPC if "space" in why else errno.EDQUOT, why), target)
+    count = len(e.args[0]) if e.args and isinstance(e.args[0], list) else 1
+    return FilesError(500, f"copy to {target} was incomplete: {count} files failed")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def delete(path: str, roots: Roots) -> None:

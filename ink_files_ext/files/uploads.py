@@ -6,10 +6,17 @@ the client asks for the offset and goes on from there. Bytes go to a hidden part
 the target (same file system, so finishing is a rename, atomic); only the last byte moves it to
 the final name. Disk-full and quota errors end the upload with a 507 naming the cause, and the
 part file is removed so that the space comes back.
+
+A chunk is written while it arrives (:class:`ChunkWriter`): 1 MiB blocks go to the part file in
+a worker thread while the next block is received, so an upload runs at about the speed of the
+slower of network and disk instead of their sum. The upload's offset moves only when a whole
+chunk has arrived and is written; a chunk cut off in the middle leaves bytes past the offset,
+which the next chunk overwrites (:meth:`Uploads.open_part` truncates them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import secrets
@@ -48,6 +55,7 @@ class Upload:
     part: str
     offset: int = 0
     touched: float = field(default_factory=time.monotonic)
+    writer: object = field(default=None, repr=False)  # the ChunkWriter receiving a chunk now
 
     def as_json(self) -> dict:
         return {"id": self.id, "path": self.path, "size": self.size, "offset": self.offset,
@@ -93,20 +101,6 @@ class Uploads:
             raise FilesError(404, "upload: no such upload (finished, cancelled, or this server restarted)")
         upload.touched = time.monotonic()
         return upload
-
-    def write(self, upload: Upload, fd: int, data: bytes) -> None:
-        """Append ``data`` at the upload's offset through the open part file ``fd``."""
-        if upload.offset + len(data) > upload.size:
-            raise FilesError(413, f"body: more bytes than the declared size ({upload.size})")
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        except OSError as e:
-            self.cancel(upload)
-            raise storage_error(e, upload.path) from None
-        upload.offset += len(data)
 
     def open_part(self, upload: Upload) -> int:
         """Open the part file at the current offset (anything after it, from a chunk cut off in
@@ -195,3 +189,140 @@ def parse_content_range(header: str | None, upload: Upload) -> tuple[int, int]:
     if unit != "bytes" or start < 0 or end < start or total_n != upload.size or end >= upload.size:
         raise FilesError(400, f"Content-Range: must be bytes START-END/{upload.size} within the declared size")
     return start, end + 1
+
+
+class ChunkWriter:
+    """One chunk of an upload, written to the part file while it arrives.
+
+    Made before the body is read (the request's headers are checked then); :meth:`feed` takes
+    the body as it comes, :meth:`close` ends it and raises the chunk's error, if any, with the
+    whole body read — so the client gets a clean answer, never a connection cut mid-body
+    (which a proxy would report as a 503). One block is written in a worker thread while the
+    next is received: memory stays at about two blocks, the event loop never writes."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, uploads: Uploads, upload_id: str, content_range: str | None,
+                 content_length: int | None, max_chunk: int):
+        self.uploads = uploads
+        self.error: FilesError | None = None
+        self.upload: Upload | None = None
+        self.fd: int | None = None
+        self._pending = bytearray()
+        self._writing: asyncio.Future | None = None
+        self.received = 0
+        try:
+            self.upload = uploads.get(upload_id)
+            self.start, self.end = parse_content_range(content_range, self.upload)
+            if content_length is not None and content_length > max_chunk:
+                raise FilesError(413, f"body: a chunk is at most {max_chunk} bytes")
+            if content_length is not None and content_length != self.end - self.start:
+                raise FilesError(400, "Content-Range: its span must equal the body's length")
+            if self.start != self.upload.offset:
+                raise FilesError(409, f"Content-Range: the upload is at byte {self.upload.offset}, not {self.start}")
+        except FilesError as e:
+            self.error = e
+            self._previous = None
+        else:
+            # one chunk of an upload at a time, the newest wins: a client resuming after a
+            # dropped connection must not wait until the server notices the old one is gone
+            self._previous, self.upload.writer = self.upload.writer, self
+        self.position = getattr(self, "start", 0)
+
+    async def open(self) -> None:
+        if self._previous is not None:
+            await self._previous.supersede()
+            self._previous = None
+        if self.error is None:
+            try:
+                self.fd = await asyncio.to_thread(self.uploads.open_part, self.upload)
+            except FilesError as e:
+                self._fail(e)
+
+    def feed(self, data: bytes):
+        """Take the next piece of the body. Returns an awaitable when a full block goes to the
+        disk (the caller awaits it, so at most one block waits while one is written), else None:
+        the common case costs no coroutine per network read."""
+        if self.error is not None:
+            return None  # read and dropped: the answer comes when the body is complete
+        self.received += len(data)
+        if self.received > self.end - self.start:
+            self._fail(FilesError(400, "Content-Range: its span must equal the body's length"))
+            return None
+        self._pending += data
+        if len(self._pending) >= self.BLOCK:
+            return self._flush()
+        return None
+
+    async def _flush(self) -> None:
+        await self._wait_for_write()
+        if self.error is not None or not self._pending:
+            return
+        block, self._pending = bytes(self._pending), bytearray()
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._pwrite, block, self.position))
+        self.position += len(block)
+
+    def _pwrite(self, block: bytes, position: int) -> None:
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(self.fd, view, position)
+            view, position = view[written:], position + written
+
+    async def _wait_for_write(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        try:
+            await writing
+        except OSError as e:
+            self.uploads.cancel(self.upload)  # the space comes back; the client must start again
+            self._fail(storage_error(e, self.upload.path))
+
+    def _fail(self, error: FilesError) -> None:
+        if self.error is None:
+            self.error = error
+        self._pending = bytearray()
+
+    async def close(self) -> Upload:
+        """The body is complete: write the rest, move the offset (and finish the upload on its
+        last byte). Raises the chunk's FilesError."""
+        try:
+            if self.error is None and self.received != self.end - self.start:
+                self._fail(FilesError(400, "Content-Range: its span must equal the body's length"))
+            await self._flush()
+            await self._wait_for_write()
+            if self.error is None and self.upload.writer is not self:
+                self._fail(FilesError(409, "upload: a newer chunk of this upload took over from this one"))
+            if self.error is not None:
+                raise self.error
+            self.upload.offset = self.end
+            if self.upload.offset == self.upload.size:
+                await asyncio.to_thread(self._close_fd)
+                await asyncio.to_thread(self.uploads.finish, self.upload)
+            return self.upload
+        finally:
+            await self.abandon()
+
+    async def supersede(self) -> None:
+        """A newer chunk of the same upload takes over: stop writing (after the block in
+        flight, so the two never write at once); this chunk's answer is a 409."""
+        self._fail(FilesError(409, "upload: a newer chunk of this upload took over from this one"))
+        await self.abandon()
+
+    async def abandon(self) -> None:
+        """The connection went away (or the chunk is over): the offset stays where it was."""
+        self._pending = bytearray()
+        try:
+            await self._wait_for_write()
+        finally:
+            self._close_fd()
+            if self.upload is not None and self.upload.writer is self:
+                self.upload.writer = None
+
+    def _close_fd(self) -> None:
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = None

@@ -132,6 +132,10 @@ class App(Strict):
     shell_idle_timeout: str | None = Field(None, description="a web shell (EShell) with no input or "
                                            "output for this long is ended (tmux sessions live on)")
 
+    defaults: Resources = Field(Resources(), description="resource defaults of this app's sessions, "
+                                "over the experiment's (e.g. more cores for Enode); each is lowered "
+                                "to the user's limit when that is smaller")
+
     _check_idle = field_validator("idle_timeout", "shell_idle_timeout")(
         lambda cls, v: v if v is None else _walltime(v))
 
@@ -214,6 +218,19 @@ class Experiment(Strict):
     kernels: dict[Name, Kernel] = Field(default_factory=dict)
     setup: str | None = Field(None, pattern=r"^/[^\x00\n]*$",
                               description="shell script sourced in the job before the server starts")
+    services: list[Name] = Field(default_factory=list, description="service plugins (entry point "
+                                 "group ink_hub.services) whose tiles its members see")
+
+    @field_validator("services")
+    @classmethod
+    def _installed_services(cls, value):
+        from ink_hub.service_plugins import available_services
+
+        unknown = [s for s in value if s not in available_services()]
+        if unknown:
+            raise ValueError(f"service plugin {unknown[0]!r} is not installed (installed: "
+                             f"{', '.join(sorted(available_services())) or 'none'})")
+        return value
 
     @model_validator(mode="after")
     def _default_image_is_offered(self):
@@ -230,6 +247,27 @@ class UserOverride(Strict):
     experiments: list[Name] = Field(default_factory=list)
     apps: list[Name] = Field(default_factory=list)
     limits: Resources = Resources()
+
+
+def app_defaults(defaults: Resources, app: App | None, limits: Resources) -> Resources:
+    """``defaults`` (the site's and the experiment's) with the app's over them, each of the
+    app's values lowered to ``limits``: an app asking for more than an experiment allows gets
+    what it allows, not a refused spawn."""
+    if app is None:
+        return defaults
+    own = {}
+    for key, value in app.defaults.model_dump().items():
+        limit = getattr(limits, key)
+        if value is None:
+            continue
+        if key == "memory" and limit is not None and parse_memory_mb(value) > parse_memory_mb(limit):
+            value = limit
+        elif key == "walltime" and limit is not None and parse_walltime_s(value) > parse_walltime_s(limit):
+            value = limit
+        elif key in ("cpus", "gpus") and limit is not None:
+            value = min(value, limit)
+        own[key] = value
+    return defaults.merged(Resources(**own))
 
 
 class Catalogue(Strict):

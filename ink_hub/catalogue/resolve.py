@@ -21,7 +21,7 @@ from ink_spawner.resolver import refused
 from ink_spawner.validator import (PROFILE_ENV, ExperimentProfile, Profile, Refused, Resolved,
                                    check_session)
 
-from .model import Catalogue, Experiment, Resources
+from .model import Catalogue, Experiment, Resources, app_defaults
 
 
 def unix_groups(username: str) -> set[str]:
@@ -89,10 +89,14 @@ class CatalogueResolver:
         experiments = {}
         for name in await self.experiments_for(username, hub_groups):
             exp = catalogue.experiments[name]
+            apps = tuple(self.apps_of(username, name))
+            defaults = catalogue.defaults.merged(exp.defaults)
+            limits = self.limits_for(username, exp)
+            own = {a: app_defaults(defaults, catalogue.apps.get(a), limits).model_dump() for a in apps
+                   if a in catalogue.apps and any(v is not None for v in catalogue.apps[a].defaults.model_dump().values())}
             experiments[name] = ExperimentProfile(
-                name=name, title=exp.title, apps=tuple(self.apps_of(username, name)),
-                defaults=catalogue.defaults.merged(exp.defaults).model_dump(),
-                limits=self.limits_for(username, exp).model_dump(),
+                name=name, title=exp.title, apps=apps, app_defaults=own,
+                defaults=defaults.model_dump(), limits=limits.model_dump(),
                 images={i: catalogue.images[i].path for i in exp.images},
                 default_image=exp.default_image, routing=self.routing_for(exp, backend))
         return Profile(backend=backend, experiments=experiments,

@@ -161,6 +161,11 @@ class Backend(LoggingConfigurable):
         query: {"debug": {"running": 12, "pending": 3}}. For the platform overview."""
         raise NotImplementedError
 
+    def end_reason(self, status: JobStatus, output_tail: str) -> str | None:
+        """How an ended job ended, for the user: the scheduler's reason, refined from the end of
+        the job's output where the scheduler reports less than it wrote there."""
+        return status.reason
+
     def host_for(self, status: JobStatus) -> str:
         """The host the proxy uses to reach a running job, from the scheduler's node name."""
         return self.host_template.format(node=status.node)

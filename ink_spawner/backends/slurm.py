@@ -65,6 +65,9 @@ class SlurmBackend(Backend):
             f"--mem={spec.memory_mb}M",
             f"--time={max(1, math.ceil(spec.walltime_s / 60))}",
             "--export=ALL",
+            # a session whose node fails has lost its server: it ends (the panel says why),
+            # it is never requeued to start again unannounced on another node
+            "--no-requeue",
         ]
         if spec.partition:
             argv.append(f"--partition={spec.partition}")
@@ -122,6 +125,18 @@ class SlurmBackend(Backend):
             counts = summary.setdefault(partition, {"running": 0, "pending": 0})
             counts["running" if state == "RUNNING" else "pending"] += 1
         return summary
+
+    def end_reason(self, status: JobStatus, output_tail: str) -> str | None:
+        # Without cgroups, a job killed by the memory gatherer (OverMemoryKill) ends FAILED;
+        # slurmstepd says why in the job's output ("Exceeded job memory limit").
+        text = output_tail.lower()
+        if "exceeded job memory limit" in text or "exceeded memory limit" in text or "oom-kill" in text:
+            return "out_of_memory"
+        if "due to time limit" in text:
+            return "timeout"
+        if "due to node failure" in text:
+            return "node_fail"
+        return status.reason
 
     async def cancel(self, job_id: str, user: str) -> None:
         if not job_id.isdigit():
