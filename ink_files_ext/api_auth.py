@@ -65,3 +65,12 @@ def require_scope(handler, model: dict, scope: str) -> None:
     """403 naming ``scope`` unless the caller holds it on the server owner's resources."""
     if not hub_auth(handler).check_scopes({f"{scope}!user={server_owner()}"}, model):
         raise web.HTTPError(403, f"this token lacks the scope {scope}")
+
+
+def require_owner(handler, model: dict) -> None:
+    """403 unless the caller (a browser login, no token) is the owner of this server.
+
+    A browser login is the owner using their own server, as with jupyter-server's own APIs;
+    a user the server was shared with (JupyterHub sharing) is not, and gets no INK action."""
+    if model.get("name") != server_owner():
+        raise web.HTTPError(403, f"only {server_owner()} may use this server's INK pages")

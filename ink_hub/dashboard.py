@@ -55,6 +55,7 @@ def session_rows(user, catalogue, offered: set[str] | None = None) -> list[dict]
             continue
         options = spawner.user_options or {}
         app = catalogue.apps.get(name)
+        orm_spawner = user.orm_spawners[name]
         if state == "starting":
             message = spawner.progress_log.latest()
         elif state == "stopped":
@@ -70,8 +71,27 @@ def session_rows(user, catalogue, offered: set[str] | None = None) -> list[dict]
             "state": state,
             "message": message,
             "url": user.server_url(name) if spawner.ready else "",
+            "node": _node_of(spawner) if state == "running" else "",
+            "cpus": options.get("cpus"),
+            "memory": options.get("memory", ""),
+            "started": _iso(orm_spawner.started) if spawner.ready else None,
         })
     return rows
+
+
+def _iso(when) -> str | None:
+    """A database time (JupyterHub keeps UTC, naive) as ISO 8601 for the browser."""
+    if when is None:
+        return None
+    return when.isoformat() + ("Z" if when.tzinfo is None else "")
+
+
+def _node_of(spawner) -> str:
+    """Where a session runs, from the backend's status cache (no scheduler query)."""
+    job_id = getattr(spawner, "job_id", "")
+    backend = getattr(spawner, "backend_instance", None)
+    status = backend.status_cache.get(job_id) if job_id and backend is not None else None
+    return (status.node or "") if status is not None else ""
 
 
 def bar_chart_svg(counts: dict[str, int], width: int = 320, bar: int = 22) -> str:
@@ -151,12 +171,14 @@ class DashboardHandler(InkPageHandler):
                              "choices": choices,
                              "icon_url": url_path_join(self.hub.base_url, "ink", "icons", name) if app.icon else None,
                              "spawn_url": url_path_join(self.hub.base_url, "spawn", user.escaped_name, name)})
-        shell_url = files_url = None
+        shell_url = files_url = jobs_url = None
         if any(a["name"] == "portal" for a in apps):
             # Services open in the portal server, started on the way if it is not running
             portal = url_path_join(self.hub.base_url, "spawn", user.escaped_name, "portal") + "?next="
             shell_url = portal + url_path_join(user.url, "portal", "ink", "shell")
             files_url = portal + url_path_join(user.url, "portal", "ink", "files")
+            if cat.apps["portal"].jobs:  # the portal serves the job API: the Jobs page is there
+                jobs_url = portal + url_path_join(user.url, "portal", "ink", "jobs")
             apps = [a for a in apps if a["name"] != "portal"]  # a service, not an application
         sampler = sampler_for(user.spawner.backend_instance)
         sampler.start()
@@ -170,6 +192,7 @@ class DashboardHandler(InkPageHandler):
             apps=apps,
             shell_url=shell_url,
             files_url=files_url,
+            jobs_url=jobs_url,
             plugin_services=service_plugins.tiles_for(cat, experiments, self.hub.base_url, self.base_url, user),
             sessions=session_rows(user, cat, await offered_apps(self.resolver, user)),
             not_installed=self.not_installed,

@@ -249,9 +249,44 @@ def cancel_dask_workers() -> None:
     except Exception as e:
         print(f"ink-session: could not cancel the Dask workers: {e}", flush=True)
 
+def session_lens_path(home: str | None = None, server_name: str | None = None) -> str:
+    """Where a session's Job Lens samples go: ``~/.ink/lens/session-NAME.jsonl`` (the portal's
+    metrics API reads it there; one file per app, the newest session of it)."""
+    name = server_name if server_name is not None else os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+    safe = "".join(c for c in name if c.isalnum() or c in "-_")[:64] or "default"
+    return os.path.join(home or os.path.expanduser("~"), ".ink", "lens", f"session-{safe}.jsonl")
+
+
+def start_lens(pid: int):
+    """Sample the session's process tree in a thread (Job Lens); None if off or impossible.
+    A lens never stops a session: any failure only means no figures."""
+    from .joblens.sampler import Sampler, allocated_cpus, enabled, settings_from_env
+
+    if not enabled():
+        return None
+    interval, max_bytes = settings_from_env()
+    try:
+        sampler = Sampler(pid, session_lens_path(), interval, max_bytes, cpus=allocated_cpus(),
+                          kind="session")
+    except OSError as e:
+        print(f"ink-session: Job Lens is off for this session: {e}", flush=True)
+        return None
+    sampler.start_thread()
+    return sampler
+
 
 def _run(command, args, port, prefix, api_url, token) -> int:
     proc = subprocess.Popen(command)
+    lens = start_lens(proc.pid)
+    try:
+        code = _serve(proc, args, port, prefix, api_url, token)
+    finally:
+        if lens is not None:
+            lens.stop(exit_code=proc.poll())
+    return code
+
+
+def _serve(proc, args, port, prefix, api_url, token) -> int:
 
     def forward(signum, _frame):
         if proc.poll() is None:

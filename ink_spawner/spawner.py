@@ -124,6 +124,22 @@ class InkSpawner(Spawner):
         # jupyterhub-singleuser without a 0.9 s import it never uses (see ink_spawner.singleuser)
         return ["ink-singleuser"]
 
+    lens_interval = Float(
+        5.0,
+        help="""Seconds between two Job Lens samples of a session (CPU, memory, I/O, GPU of its
+        process tree, or of its cgroup where the scheduler gives it one), taken by ``ink-session``
+        into ``~/.ink/lens/session-NAME.jsonl`` (0600); the portal's Jobs page charts them.
+        0 turns sampling off. Passed to the job as ``INK_LENS_INTERVAL``. Job-API jobs have
+        their own setting, ``InkJobsApp.lens_interval``.""",
+    ).tag(config=True)
+
+    @validate("lens_interval")
+    def _check_lens_interval(self, proposal):
+        value = proposal["value"]
+        if value != 0 and not 0.05 <= value <= 3600:
+            raise ValueError("lens_interval: 0 (off) or 0.05 to 3600 seconds")
+        return value
+
     job_path = Unicode(
         help="PATH inside the job (JupyterHub 6 no longer passes the hub's PATH on).",
     ).tag(config=True)
@@ -277,7 +293,8 @@ class InkSpawner(Spawner):
         if self.credentials is not None:
             env.update(await self.credentials(self))
         env.update(PATH=self.job_path, HOME=home, USER=unix_user, INK_APP=app.name,
-                   JUPYTERHUB_DEFAULT_URL=app.default_url)
+                   JUPYTERHUB_DEFAULT_URL=app.default_url,
+                   INK_LENS_INTERVAL=f"{self.lens_interval:g}" if self.lens_interval else "0")
         log_dir = self.log_dir.format(home=home)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         prefix = app.name if unix_user == self.user.name else f"{self.user.name}-{app.name}"

@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import os
 import pwd
+from pathlib import Path
 
-from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode
+from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
+from traitlets import Float, Unicode, default, validate
 
 from ink_spawner.backends.base import minimal_env
 from ink_spawner.validator import Profile
 
 from .handlers import handlers
+from .page import page_handlers
 from .service import JobService
 from .store import JobStore
 
 
-class InkJobsApp(ExtensionApp):
-    """``/ink/api/v1``: submit, list, show, cancel batch jobs and read their output."""
+HERE = Path(__file__).resolve().parent.parent  # ink_files_ext: the user pages' templates, assets
+
+
+class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
+    """``/ink/api/v1``: submit, list, show, cancel batch jobs and read their output; the Jobs
+    page ``/ink/jobs`` on top of it."""
 
     name = "ink_jobs"
     load_other_extensions = True
+    static_paths = [str(HERE / "static")]
+    template_paths = [str(HERE / "templates")]
 
     jobs_dir = Unicode(
         "~/.ink/jobs",
@@ -36,6 +44,27 @@ class InkJobsApp(ExtensionApp):
     job_path = Unicode(
         help="PATH of submitted jobs. Default: this server's own PATH (the site's job PATH).",
     ).tag(config=True)
+
+    lens_interval = Float(
+        help="""Seconds between two Job Lens samples of a job (CPU, memory, I/O, GPU), written to
+        ``metrics.jsonl`` in the job's directory and served at ``/ink/api/v1/jobs/ID/metrics``;
+        0 turns sampling off. Default: ``INK_LENS_INTERVAL`` from the hub, else 5.""",
+    ).tag(config=True)
+
+    @default("lens_interval")
+    def _lens_interval_from_env(self):
+        try:
+            return float(os.environ.get("INK_LENS_INTERVAL", "5"))
+        except ValueError:
+            self.log.warning("INK_LENS_INTERVAL is not a number; Job Lens samples every 5 s")
+            return 5.0
+
+    @validate("lens_interval")
+    def _check_lens_interval(self, proposal):
+        value = proposal["value"]
+        if value != 0 and not 0.05 <= value <= 3600:
+            raise ValueError("lens_interval: 0 (off) or 0.05 to 3600 seconds")
+        return value
 
     def initialize_settings(self):
         home = os.path.expanduser("~")
@@ -51,10 +80,12 @@ class InkJobsApp(ExtensionApp):
             store=JobStore(os.path.expanduser(self.jobs_dir)), log=self.log,
             config=self.serverapp.config,
             job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
+            lens_interval=self.lens_interval,
         )
-        self.settings["ink_jobs"] = service
+        # not under "ink_jobs": jupyter-server keeps the extension app itself under its name
+        self.settings["ink_jobs_service"] = service
         if profile is not None:
             self.log.info("INK job API: jobs go to %s for %s", profile.backend, service.owner)
 
     def initialize_handlers(self):
-        self.handlers.extend(handlers())
+        self.handlers.extend(page_handlers() + handlers())

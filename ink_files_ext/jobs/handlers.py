@@ -37,7 +37,7 @@ class JobsAPIHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def jobs(self):
         """The job service of this server (:class:`~ink_files_ext.jobs.service.JobService`)."""
-        return self.settings["ink_jobs"]
+        return self.settings["ink_jobs_service"]
 
     def check_xsrf_cookie(self):
         # A token in the Authorization header is not something a browser sends on its own,
@@ -66,8 +66,16 @@ class JobsAPIHandler(ExtensionHandlerMixin, APIHandler):
         if self.request.method == "OPTIONS":
             return
         self.hub_user = await auth.authenticate(self)
-        if self.required_scope:
+        if not self.required_scope:
+            return
+        if auth.header_token(self):
             auth.require_scope(self, self.hub_user, self.required_scope)
+        else:
+            # the browser's login (the Jobs page): the owner at their own server may do what
+            # they could do in a shell there, as with jupyter-server's own APIs; XSRF-checked
+            # for every unsafe method (check_xsrf_cookie). Another user the server is shared
+            # with is not the owner: 403.
+            auth.require_owner(self, self.hub_user)
 
     def require_profile(self):
         if self.jobs.profile is None:
@@ -180,7 +188,7 @@ class JobHandler(JobsAPIHandler):
 
 
 class OutputHandler(JobsAPIHandler):
-    """GET /jobs/ID/stdout|stderr?offset=N&limit=M — the bytes of a job's output from an offset.
+    """GET /jobs/ID/stdout|stderr|script?offset=N&limit=M — a job's output (or script) from an offset.
 
     Headers say the file's size and the job's state, so a client can follow a running job by
     asking again from ``offset + len(body)`` until the state is final and nothing is left."""
@@ -189,8 +197,8 @@ class OutputHandler(JobsAPIHandler):
 
     @allow_unauthenticated
     async def get(self, key, stream):
-        if stream not in ("stdout", "stderr"):
-            raise self.fail(404, f"no output {stream!r}: jobs have 'stdout' and 'stderr'")
+        if stream not in ("stdout", "stderr", "script"):
+            raise self.fail(404, f"no output {stream!r}: jobs have 'stdout', 'stderr' and 'script'")
         record = await self.get_record(key)
         offset_text = self.get_argument("offset", "0")
         limit_text = self.get_argument("limit", str(OUTPUT_LIMIT))
@@ -199,7 +207,10 @@ class OutputHandler(JobsAPIHandler):
         if not _NUMBER.match(limit_text) or not 1 <= int(limit_text) <= OUTPUT_LIMIT:
             raise self.fail(400, f"limit: must be an integer from 1 to {OUTPUT_LIMIT}")
         (record,) = await self.jobs.refresh([record])
-        path = record[f"{stream}_path"]
+        # the script is the job's own file, kept for resubmitting (404 for a command job)
+        path = self.jobs.store.path(record["id"], "script") if stream == "script" else record[f"{stream}_path"]
+        if stream == "script" and not record.get("script"):
+            raise self.fail(404, f"job {record['id']} ran a command, not a script")
         data, size = await asyncio.to_thread(_read_from, path, int(offset_text), int(limit_text))
         self.set_header("X-Ink-Size", str(size))
         self.set_header("X-Ink-Job-State", record["state"])
@@ -217,7 +228,10 @@ def _read_from(path: str, offset: int, limit: int) -> tuple[bytes, int]:
 
 
 def handlers() -> list[tuple[str, type]]:
+    from .metrics import metrics_handlers  # imports this module
+
     return [
+        *metrics_handlers(),
         (rf"{API}/?", InfoHandler),
         (rf"{API}/openapi\.json", OpenAPIHandler),
         (rf"{API}/jobs/?", JobsHandler),

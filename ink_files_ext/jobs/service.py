@@ -26,21 +26,31 @@ from .store import ACTIVE, JobStore
 # A constant program, never built from input: its first two arguments are the job's stderr
 # and exit-status files, the rest is the job's argv, run as "$@". Stderr and exit status are
 # kept in the job's directory, so that both survive the scheduler forgetting the job.
+#: the Job Lens samples of a job, in its directory
+METRICS_FILE = "metrics.jsonl"
+
 JOB_WRAPPER = ('err=$1 status_file=$2; shift 2; "$@" 2>>"$err"; status=$?; '
                'echo "$status" >"$status_file"; exit "$status"')
 
 
 def make_jobspec(req: JobRequest, *, user: str, job_id: str, job_dir: str, command: list[str],
-                 base_env: dict, launcher: tuple[str, ...] = ()) -> JobSpec:
+                 base_env: dict, launcher: tuple[str, ...] = (), lens_interval: float = 0) -> JobSpec:
     """The JobSpec of a checked request: its argv wrapped so stderr and exit status are kept.
 
     ``launcher`` goes in front (HTCondor: the loader of the job's environment file). The
-    scheduler's job name is ``ink-NAME-ID``: unique, so per-job files of a backend never clash."""
+    scheduler's job name is ``ink-NAME-ID``: unique, so per-job files of a backend never clash.
+    With ``lens_interval`` > 0 the command runs under the Job Lens launcher, which samples it
+    into ``metrics.jsonl`` of the job's directory (:mod:`ink_spawner.joblens`)."""
     env = dict(base_env)
     env.update(req.env)
     env.update(INK_JOB_ID=job_id, INK_EXPERIMENT=req.experiment)
+    lens = ()
+    if lens_interval > 0:  # Job Lens samples the command's process tree into the job's directory
+        env["INK_LENS_INTERVAL"] = f"{lens_interval:g}"
+        lens = (sys.executable, "-m", "ink_spawner.joblens", "--out",
+                os.path.join(job_dir, METRICS_FILE), "--cpus", str(req.cpus), "--")
     wrapped = ("/bin/sh", "-c", JOB_WRAPPER, "ink-job", os.path.join(job_dir, "stderr"),
-               os.path.join(job_dir, "exit_code"), *command)
+               os.path.join(job_dir, "exit_code"), *lens, *command)
     try:
         return JobSpec(
             user=user, name=f"{req.name[:19]}-{job_id}", command=(*launcher, *wrapped),
@@ -63,6 +73,7 @@ class JobService:
     log: object
     config: object = None
     job_path: str = ""
+    lens_interval: float = 0.0
     _backends: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -105,7 +116,8 @@ class JobService:
             else:
                 command = list(req.argv)
             spec = make_jobspec(req, user=self.unix_user, job_id=job_id, job_dir=job_dir,
-                                command=command, base_env=self.base_env(), launcher=self.launcher())
+                                command=command, base_env=self.base_env(), launcher=self.launcher(),
+                                lens_interval=self.lens_interval)
             for name in ("stdout", "stderr"):  # readable at once, even before the job starts
                 os.close(os.open(os.path.join(job_dir, name), os.O_WRONLY | os.O_CREAT, 0o600))
             backend_id = await self.backend.submit(spec)

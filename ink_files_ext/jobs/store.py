@@ -106,10 +106,15 @@ class JobStore:
         if record["state"] not in ACTIVE or status is None:
             return record
         if status.state is JobState.PENDING:
-            record.update(state="pending", reason=status.reason, node=None)
+            record.update(state="pending", reason=status.reason, node=None, position=status.position,
+                          pending_total=status.pending_total)
             return record
         if status.state is JobState.RUNNING:
-            record.update(state="running", reason=None, node=status.node)
+            first = not record.get("started")
+            record.update(state="running", reason=None, node=status.node, position=None,
+                          started=record.get("started") or time.time())
+            if first:  # seen running for the first time: keep when (elapsed time on the page)
+                self.save(record)
             return record
         code = self.exit_code(record["id"])
         if code is None and not status.settled:
@@ -126,7 +131,7 @@ class JobStore:
         else:
             state = "failed"
             reason = f"ended without an exit status ({status.reason or 'killed, timed out or lost'})"
-        record.update(state=state, reason=reason, exit_code=code, ended=time.time(),
+        record.update(state=state, reason=reason, exit_code=code, ended=time.time(), position=None,
                       node=record.get("node") or status.node)
         self.save(record)
         return record
@@ -143,6 +148,8 @@ def public(record: dict) -> dict:
         "backend": record["backend"],
         "backend_id": record["backend_id"],
         "node": record.get("node"),
+        "position": record.get("position"),
+        "pending_total": record.get("pending_total"),
         "experiment": record["experiment"],
         "command": record.get("command"),
         "script": record.get("script", False),
@@ -155,5 +162,6 @@ def public(record: dict) -> dict:
         "stdout_path": record["stdout_path"],
         "stderr_path": record["stderr_path"],
         "submitted": iso(record["submitted"]),
+        "started": iso(record.get("started")),
         "ended": iso(record.get("ended")),
     }
