@@ -123,7 +123,8 @@ def jobs_paths() -> dict:
             "parameters": [
                 JOB_ID,
                 {"name": "stream", "in": "path", "required": True,
-                 "schema": {"type": "string", "enum": ["stdout", "stderr"]}},
+                 "description": "stdout, stderr, or the job's own script (for resubmitting)",
+                 "schema": {"type": "string", "enum": ["stdout", "stderr", "script"]}},
                 {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
                 {"name": "limit", "in": "query",
                  "schema": {"type": "integer", "minimum": 1, "maximum": 4 << 20, "default": 4 << 20}},
@@ -188,8 +189,25 @@ def jobs_paths() -> dict:
                                      "409": _error("The job has already ended"),
                                      "503": _error("The scheduler is not reachable")}},
         },
+        f"{V1}/jobs/{{job_id}}/metrics": {"get": {
+            "operationId": "jobMetrics", "summary": "Job Lens: the job's samples, summary and efficiency",
+            "security": read, "parameters": [JOB_ID, METRICS_LIMIT],
+            "responses": {"200": _json("Metrics", "samples and summary"), **ERRORS,
+                          "400": _error("Invalid limit"), "404": _error("No such job among yours")}}},
+        f"{V1}/sessions/{{name}}/metrics": {"get": {
+            "operationId": "sessionMetrics", "summary": "Job Lens: your session of app NAME",
+            "security": read,
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}, METRICS_LIMIT],
+            "responses": {"200": _json("Metrics", "samples and summary"), **ERRORS,
+                          "400": _error("Invalid name or limit"),
+                          "404": _error("No Job Lens figures for that session")}}},
         f"{V1}/jobs/{{job_id}}/{{stream}}": output,
     }
+
+
+METRICS_LIMIT = {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 720}}
 
 
 FILES = "/ink/api/files"
@@ -201,6 +219,12 @@ FILES_ERRORS = {**ERRORS, "400": _error("Invalid input (the message names the fi
                 "404": _error("No such file or folder")}
 
 SCHEMAS.update({
+    "Metrics": {
+        "type": "object", "required": ["samples", "summary"],
+        "properties": {"samples": {"type": "array", "items": {"type": "object"}},
+                       "summary": {"type": ["object", "null"]}, "efficiency": NULLABLE_STR,
+                       "interval": {"type": ["number", "null"]}, "source": NULLABLE_STR},
+    },
     "FileEntry": {
         "type": "object", "required": ["name", "path", "type", "size", "mtime", "perms", "owner", "group"],
         "properties": {

@@ -202,7 +202,8 @@ async def test_stdio_submit_read_output_refusals_and_prompt(hub, tmp_path):
         listed = data(await session.call_tool("list_jobs", {}))["jobs"]
         assert job["id"] in [j["id"] for j in listed]
         metrics = data(await session.call_tool("job_metrics", {"job_id": job["id"]}))
-        assert metrics["available"] is False and "not available" in metrics["message"]
+        # Job Lens samples every job of the job API: the tool hands its figures on
+        assert metrics["available"] is True and "summary" in metrics and "samples" in metrics, metrics
 
         # the job API's validator decides; its message reaches the model
         refused = error_text(await session.call_tool("submit_job", {"command": ["true"], "cpus": 64}))

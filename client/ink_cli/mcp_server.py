@@ -242,7 +242,8 @@ def build_server(caller: Caller, settings: Settings | None = None, name: str = "
             key = quote(job_id, safe="")
             record = client.job(job_id)  # 404 for a job that is not the user's
             try:
-                return client.portal("GET", f"{JOBS}/jobs/{key}/metrics").json()
+                figures = client.portal("GET", f"{JOBS}/jobs/{key}/metrics").json()
+                return {"available": True, **figures}
             except InkError as e:
                 if e.status != 404:
                     raise
