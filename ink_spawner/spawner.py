@@ -24,6 +24,7 @@ from .backends import available_backends, get_backend
 from .early_state import save_state_now
 from .jobspec import NAME_RE, JobSpec
 from .jobstatus import BackendError, JobState
+from .joblens.sampler import check_interval
 from .progress import ProgressLog
 from .resolver import BUILTIN_APPS, AppInfo, DefaultResolver
 from .session_wait import wait_for_session
@@ -135,10 +136,7 @@ class InkSpawner(Spawner):
 
     @validate("lens_interval")
     def _check_lens_interval(self, proposal):
-        value = proposal["value"]
-        if value != 0 and not 0.05 <= value <= 3600:
-            raise ValueError("lens_interval: 0 (off) or 0.05 to 3600 seconds")
-        return value
+        return check_interval(proposal["value"])
 
     job_path = Unicode(
         help="PATH inside the job (JupyterHub 6 no longer passes the hub's PATH on).",

@@ -15,6 +15,7 @@ from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinja
 from traitlets import Float, Unicode, default, validate
 
 from ink_spawner.backends.base import minimal_env
+from ink_spawner.joblens.sampler import check_interval
 from ink_spawner.validator import Profile
 
 from .handlers import handlers
@@ -61,10 +62,7 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
 
     @validate("lens_interval")
     def _check_lens_interval(self, proposal):
-        value = proposal["value"]
-        if value != 0 and not 0.05 <= value <= 3600:
-            raise ValueError("lens_interval: 0 (off) or 0.05 to 3600 seconds")
-        return value
+        return check_interval(proposal["value"])
 
     def initialize_settings(self):
         home = os.path.expanduser("~")

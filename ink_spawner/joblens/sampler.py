@@ -22,6 +22,13 @@ from .proctree import ProcTree
 from .recorder import Recorder
 
 
+def check_interval(value: float) -> float:
+    """The one rule for a sampling interval setting: 0 (off) or 0.05 to 3600 seconds."""
+    if value != 0 and not 0.05 <= value <= 3600:
+        raise ValueError("lens_interval: 0 (off) or 0.05 to 3600 seconds")
+    return value
+
+
 def settings_from_env(env=os.environ) -> tuple[float, int]:
     """(interval, max_bytes) from INK_LENS_INTERVAL and INK_LENS_MAX_BYTES (bad values: defaults)."""
     try:
