@@ -74,6 +74,7 @@ class Sampler:
         self.gpus = open_gpus()
         self.recorder = Recorder(path, max_bytes)
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._last: tuple[float, float] | None = None  # (monotonic time, cpu seconds)
         self.totals = {"n": 0, "cpu_sum": 0.0, "cpu_max": 0.0, "rss_sum": 0, "rss_peak": 0,
                        "gpu_sum": 0.0, "gpu_n": 0, "gpu_mem_peak": 0}
@@ -118,21 +119,27 @@ class Sampler:
         while True:
             try:
                 self.sample()
-            except OSError:
+            except (OSError, ValueError):
                 pass  # the job's directory went away, a /proc race: try again next time
             if self._stop.wait(self.interval):
                 return
 
     def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name="ink-joblens", daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.run, name="ink-joblens", daemon=True)
+        self._thread.start()
+        return self._thread
 
     def stop(self, exit_code: int | None = None, cpu_s: float | None = None,
              max_rss: int | None = None) -> None:
         """Stop sampling and write the end line (the launcher passes the reaped child's
-        rusage: exact CPU seconds and the largest process's peak RSS)."""
+        rusage: exact CPU seconds and the largest process's peak RSS).
+
+        The sampling thread is joined first: a sample still being written when the file is
+        closed, or a daemon thread holding the file's lock at interpreter shutdown, used to
+        abort the launcher (exit 134) after the command itself had succeeded."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=max(5.0, 2 * self.interval))
         t = self.totals
         last = self.last_sample or {}
         cpu_total = max(cpu_s or 0.0, last.get("cpu_s", 0.0))
