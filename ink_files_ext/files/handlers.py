@@ -465,6 +465,15 @@ class UploadChunkHandler(FilesHandlerMixin, APIHandler):
                                   int(length) if length and length.isdigit() else None, self.MAX_CHUNK)
         await self._chunk.open()
 
+    def write_error(self, status_code: int, **kwargs) -> None:
+        if self.request.method == "PUT" and self._chunk is None:
+            # Refused before the body was read (no login, no right to write): tornado closes
+            # the connection after this answer rather than read the body. Say so, or a proxy
+            # that keeps its connections to us alive (CHP does) sends the next request into
+            # the closing socket and answers it with a 503.
+            self.set_header("Connection", "close")
+        super().write_error(status_code, **kwargs)
+
     def data_received(self, chunk: bytes):
         if self._chunk is not None:
             return self._chunk.feed(chunk)  # tornado awaits it (flow control) when not None
