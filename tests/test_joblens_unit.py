@@ -41,7 +41,7 @@ def test_short_commands_never_abort_the_launcher(tmp_path):
         d.mkdir()
         r, lines = run_lensed(d, "echo", "least")
         assert (r.returncode, r.stdout, r.stderr) == (0, "least\n", ""), (i, r.stderr)
-        assert lines[-1]["type"] == "end" and [x["type"] for x in lines].count("end") == 1
+        assert lines[-1]["type"] == "end" and [x.get("type") for x in lines].count("end") == 1
 
 
 def test_stop_joins_the_sampling_thread(tmp_path):
