@@ -173,3 +173,24 @@ def test_admin_stats_page_and_panel_lens(browser, hub, tmp_path):
     eff = carol.locator("#ink-stats-efficiency tbody tr[data-user=alice] .efficiency").first
     assert eff.inner_text().startswith("used ")
     shot(carol, tmp_path, "admin-stats.png")
+
+
+@pytest.mark.slurm
+def test_slurm_spawn_phases_and_queue_wait_by_partition(hub_factory, dev_slurm):
+    """On the real Slurm the queue wait is labelled with the partition squeue reports."""
+    import subprocess
+
+    from .conftest import SLURM_HUB_CONFIG
+
+    hub = hub_factory(SLURM_HUB_CONFIG + EXTRA, backend="slurm")
+    hub.start_and_wait("alice", "jupyter", {"experiment": "default"}, timeout=300)
+    families = scrape(hub)
+    partitions = set(subprocess.run(["sinfo", "--noheader", "--format=%R"], capture_output=True,
+                                    text=True, check=True).stdout.split())
+    queues = {labels["queue"] for name, labels, _ in families["ink_queue_wait_seconds"]
+              if name == "ink_queue_wait_seconds_count" and labels["backend"] == "slurm"}
+    assert queues and queues <= partitions, (queues, partitions)
+    for phase in ("submit", "queue", "start"):
+        assert value(families, "ink_spawn_phase_seconds_sum", backend="slurm", app="jupyter", phase=phase) > 0
+    assert value(families, "ink_scheduler_query_seconds_count", backend="slurm", kind="status") >= 1
+    assert value(families, "ink_sessions", backend="slurm", app="jupyter", experiment="default") == 1
