@@ -17,8 +17,8 @@ from jupyterhub.utils import url_path_join
 
 from traitlets.config import Config
 
-from . import (cluster_api, credentials_api, culler, dashboard, installed, scopes, service_plugins,
-               session_api, shares, ssh_api)
+from . import (cluster_api, credentials_api, culler, dashboard, installed, lens, scopes, service_plugins,
+               session_api, shares, ssh_api, stats_page)
 from .catalogue.load import CatalogueError, SiteConfig, load_site
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import TicketKeeper
@@ -53,6 +53,8 @@ def configure(c, site_files: list[str] | tuple[str, ...] = ()) -> None:
     c.JupyterHub.cleanup_servers = False
     c.JupyterHub.extra_handlers.extend(session_api.handlers)
     c.JupyterHub.extra_handlers.extend(cluster_api.handlers())  # running/queued per partition (agents, scripts)
+    c.JupyterHub.extra_handlers.extend(lens.handlers())  # a session's Job Lens figures (owner, admins)
+    c.JupyterHub.extra_handlers.extend(stats_page.handlers())  # /hub/ink/admin/stats (admins)
     scopes.configure_scopes(c)  # INK's token scopes (jobs, files, ssh) for every user
     chp = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if chp.exists() and not shutil.which("configurable-http-proxy"):

@@ -17,7 +17,7 @@ from tornado import web
 
 from ink_spawner.stats import sampler_for
 
-from . import service_plugins
+from . import lens, service_plugins
 from .catalogue.resolve import CatalogueResolver
 from .kerberos import STATE_KEY, Ticket
 
@@ -76,6 +76,16 @@ def session_rows(user, catalogue, offered: set[str] | None = None) -> list[dict]
             "memory": options.get("memory", ""),
             "started": _iso(orm_spawner.started) if spawner.ready else None,
         })
+    return rows
+
+
+async def with_lens(user, rows: list[dict]) -> list[dict]:
+    """Add each running session's Job Lens CPU series (% of one core) and efficiency line."""
+    running = [r for r in rows if r["state"] == "running" and r["job_id"]]
+    figures = await asyncio.gather(*(lens.session_figures(user.spawners[r["name"]], 60) for r in running))
+    for row, fig in zip(running, figures):
+        row["cpu"] = lens.cpu_series(fig)
+        row["efficiency"] = fig["efficiency"] if fig else ""
     return rows
 
 
@@ -194,7 +204,7 @@ class DashboardHandler(InkPageHandler):
             files_url=files_url,
             jobs_url=jobs_url,
             plugin_services=service_plugins.tiles_for(cat, experiments, self.hub.base_url, self.base_url, user),
-            sessions=session_rows(user, cat, await offered_apps(self.resolver, user)),
+            sessions=await with_lens(user, session_rows(user, cat, await offered_apps(self.resolver, user))),
             not_installed=self.not_installed,
             usage_chart=bar_chart_svg(self._sessions_by_app()),
             overview=overview,
@@ -221,7 +231,8 @@ class SessionsAPIHandler(InkPageHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         user = self.current_user
-        self.finish({"sessions": session_rows(user, self.catalogue, await offered_apps(self.resolver, user))})
+        rows = session_rows(user, self.catalogue, await offered_apps(self.resolver, user))
+        self.finish({"sessions": await with_lens(user, rows)})
 
 
 #: icons shipped with INK's apps (ink_proxy_ext/icons), by the name a catalogue entry gives

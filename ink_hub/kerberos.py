@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from traitlets import Integer
 from traitlets.config import LoggingConfigurable
 
+from .metrics import KERBEROS_RENEWALS
+
 STATE_KEY = "kerberos"
 
 # Environment of a session job: the credential cache (base64) and how often to fetch a fresh one.
@@ -212,8 +214,10 @@ class TicketKeeper(LoggingConfigurable):
                 try:
                     renewed = await asyncio.to_thread(renew, ticket)
                 except KerberosError as e:
+                    KERBEROS_RENEWALS.labels(result="failed").inc()
                     self.log.warning("Could not renew the Kerberos ticket of %s: %s", user.name, e)
                     return ticket
+                KERBEROS_RENEWALS.labels(result="ok").inc()
                 state[STATE_KEY] = renewed.to_state()
                 await user.save_auth_state(state)
                 self.log.info("Renewed the Kerberos ticket of %s until %s", user.name,

@@ -18,15 +18,26 @@ from .jobstatus import END_REASONS, JobState
 
 
 async def wait_for_session(backend, job_id: str, port_future: asyncio.Future, app_title: str,
-                           emit, read_output) -> tuple[str, int]:
+                           emit, read_output, on_running=None) -> tuple[str, int]:
     """(host, port) of the running session.
 
     ``emit(progress, message)`` reports progress; ``read_output()`` returns the end of the
-    job's output for the error message when the job dies first."""
+    job's output for the error message when the job dies first; ``on_running(status)`` is
+    called once, when the job is first seen running (the end of its queue wait, for metrics)."""
     cache = backend.status_cache
     last = last_error = None
+    seen_running = False
+
+    def running(status):
+        nonlocal seen_running
+        if on_running is not None and not seen_running and status is not None \
+                and status.state is JobState.RUNNING:
+            seen_running = True
+            on_running(status)
+
     while True:
         status = cache.get(job_id)
+        running(status)
         if cache.last_error and cache.last_error != last_error:
             emit(20, f"Cannot ask {backend.name} about job {job_id} (retrying): {cache.last_error}")
         last_error = cache.last_error
@@ -47,6 +58,7 @@ async def wait_for_session(backend, job_id: str, port_future: asyncio.Future, ap
             port = port_future.result()
             if status is None or status.state is not JobState.RUNNING:
                 status = await cache.fresh(job_id)  # the host must come from the scheduler
+                running(status)
             if status is not None and status.state is JobState.RUNNING:
                 return backend.host_for(status), port
             if status is not None and status.state is JobState.DONE:

@@ -24,6 +24,7 @@ from .backends import available_backends, get_backend
 from .early_state import save_state_now
 from .jobspec import NAME_RE, JobSpec
 from .jobstatus import BackendError, JobState
+from . import metrics
 from .joblens.sampler import check_interval
 from .progress import ProgressLog
 from .resolver import BUILTIN_APPS, AppInfo, DefaultResolver
@@ -210,6 +211,8 @@ class InkSpawner(Spawner):
         self._state_backend = state.get("backend")
         self._port = state.get("port")
         self.end_reason = state.get("end_reason", "")
+        if self.job_id:  # a restarted hub re-attached to a running session: count it
+            metrics.track(self)
 
     def get_state(self):
         state = super().get_state()
@@ -354,11 +357,24 @@ class InkSpawner(Spawner):
             raise TypeError(f"resolver returned {type(spec).__name__}, not a JobSpec")
         self._emit(5, f"Submitting {app.title} to {backend.name} ({spec.cpus} CPU, "
                       f"{spec.memory_mb / 1024:g} GB, {hms(spec.walltime_s)})")
+        t_submit = time.monotonic()
         try:
             await backend.make_private_dir(spec.user, os.path.dirname(spec.output_path))
             job_id = await backend.submit(spec)
         except BackendError as e:
             raise SpawnException(str(e), reason="scheduler", status_code=503) from None
+        t_submitted = time.monotonic()
+        metrics.observe_phase(backend.name, app.name, "submit", t_submitted - t_submit)
+        metrics.track(self)
+        t_running = None
+        experiment = str((self.user_options or {}).get("experiment") or "")
+
+        def on_running(status):
+            nonlocal t_running
+            t_running = time.monotonic()
+            metrics.observe_phase(backend.name, app.name, "queue", t_running - t_submitted)
+            metrics.observe_queue_wait(backend.name, status.partition or spec.partition or spec.account or "",
+                                       app.name, experiment, t_running - t_submitted)
         self.job_id, self.job_output, self.job_user = job_id, spec.output_path, spec.user
         self.job_max_walltime = spec.max_walltime_s or spec.walltime_s
         save_state_now(self)  # a hub that dies now still knows the job (and cancels it)
@@ -369,7 +385,7 @@ class InkSpawner(Spawner):
         try:
             host, port = await wait_for_session(
                 backend, job_id, self._port_future, app.title, self._emit,
-                lambda: backend.read_tail(self.job_user, self.job_output))
+                lambda: backend.read_tail(self.job_user, self.job_output), on_running)
         except BaseException:
             # failure, spawn timeout (JupyterHub cancels start) or stop: leave no job behind
             try:
@@ -382,6 +398,8 @@ class InkSpawner(Spawner):
             cache.done_starting(job_id)
             self._port_future = None
         self._port = port
+        if t_running is not None:
+            metrics.observe_phase(backend.name, app.name, "start", time.monotonic() - t_running)
         self._emit(95, f"{app.title} is up on {host}:{port}")
         return f"http://{host}:{port}"
 

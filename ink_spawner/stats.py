@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 from .jobstatus import BackendError
+from .metrics import sessions_by, timed_query
 
 
 class QueueSampler:
@@ -20,6 +21,9 @@ class QueueSampler:
         self.interval = interval
         self.samples: deque[tuple[float, dict[str, dict[str, int]]]] = deque(
             maxlen=max(2, int(keep_seconds // interval) + 1))
+        #: (time, {(app, experiment): running sessions}) at each sample, for the statistics page:
+        #: the same tick as the queue, so the hub keeps one sampler, not two
+        self.sessions: deque[tuple[float, dict[tuple[str, str], int]]] = deque(maxlen=self.samples.maxlen)
         self.last_error: str | None = None
         self._task: asyncio.Task | None = None
 
@@ -32,8 +36,11 @@ class QueueSampler:
     max_groups = 20
 
     async def sample_now(self) -> None:
+        # sessions are the hub's own state: recorded even when the scheduler does not answer
+        self.sessions.append((time.time(), dict(sessions_by("app", "experiment", backend=self.backend.name))))
         try:
-            summary = await self.backend.queue_summary()
+            with timed_query(self.backend.name, "queue"):
+                summary = await self.backend.queue_summary()
         except BackendError as e:
             self.last_error = str(e)
             return

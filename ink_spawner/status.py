@@ -15,6 +15,7 @@ import random
 import time
 
 from .jobstatus import BackendError, JobState, JobStatus
+from .metrics import timed_query
 
 
 class StatusCache:
@@ -125,7 +126,8 @@ class StatusCache:
         self._started += 1
         try:
             self.queries += 1
-            statuses = await self.backend.query(job_ids)
+            with timed_query(self.backend.name, "status"):  # /hub/metrics: duration and errors
+                statuses = await self.backend.query(job_ids)
         except BackendError as e:
             # keep the last known statuses: a scheduler hiccup must not kill sessions
             self.last_error = str(e)

@@ -52,6 +52,14 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
         0 turns sampling off. Default: ``INK_LENS_INTERVAL`` from the hub, else 5.""",
     ).tag(config=True)
 
+    status_interval = Float(
+        3.0,
+        help="""Seconds between two status queries of the scheduler for this user's active jobs.
+        One query (e.g. one ``squeue``) serves every request of the job API, the Jobs page
+        and the Job Lens figures in that interval, however many jobs and pages there are;
+        states shown are at most this old (a new job's first state is asked at once).""",
+    ).tag(config=True)
+
     @default("lens_interval")
     def _lens_interval_from_env(self):
         try:
@@ -79,6 +87,7 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
             config=self.serverapp.config,
             job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
             lens_interval=self.lens_interval,
+            status_interval=self.status_interval,
         )
         # not under "ink_jobs": jupyter-server keeps the extension app itself under its name
         self.settings["ink_jobs_service"] = service

@@ -74,7 +74,10 @@ class JobService:
     config: object = None
     job_path: str = ""
     lens_interval: float = 0.0
+    #: seconds between the backend's status queries (InkJobsApp.status_interval)
+    status_interval: float = 3.0
     _backends: dict = field(default_factory=dict, repr=False)
+    _watched: set = field(default_factory=set, repr=False)  # (backend, id) in a status cache
 
     @property
     def backend(self):
@@ -85,8 +88,11 @@ class JobService:
         """One instance per backend in this server; older jobs keep the backend they ran on."""
         if name not in self._backends:
             # as this server's own user: no runuser (it is not root), no shared-hub warning
-            self._backends[name] = backend_class(name)(
+            backend = backend_class(name)(
                 config=self.config, log=self.log, run_as_user=False, in_user_server=True)
+            # its status cache asks about every active job at once, this often (see refresh)
+            backend.poll_interval = backend.spawn_poll_interval = self.status_interval
+            self._backends[name] = backend
         return self._backends[name]
 
     def base_env(self) -> dict:
@@ -140,22 +146,39 @@ class JobService:
         self.log.info("INK job %s submitted to %s as %s", job_id, self.backend.name, backend_id)
         return record
 
-    async def refresh(self, records: list[dict]) -> list[dict]:
-        """Current states, with ONE query per backend for all its active records."""
-        by_backend: dict[str, set] = {}
+    async def refresh(self, records: list[dict], fresh: bool = False) -> list[dict]:
+        """Current states from each backend's one status cache (as the hub's sessions do).
+
+        The Jobs page polls up to 20 rows every few seconds and each row's figures too; asking
+        the scheduler per request would run one ``squeue`` per row per poll. Instead every
+        active job is watched in the backend's :class:`~ink_spawner.status.StatusCache`, whose
+        one query per ``status_interval`` answers all requests. A job no query has seen yet
+        (just submitted, or this server restarted), or ``fresh=True`` (after a cancel), waits
+        for the next query, which concurrent callers share. A failed query keeps the last
+        known states: a job is never declared ended on a hiccup."""
+        waiting: dict[str, str] = {}  # backend -> a job id to wait for (one wait serves all)
+        for r in records:
+            if r["state"] not in ACTIVE:
+                continue
+            key = (r["backend"], r["backend_id"])
+            cache = self.backend_named(r["backend"]).status_cache
+            if key not in self._watched:
+                cache.watch(r["backend_id"])
+                self._watched.add(key)
+            if fresh or cache.get(r["backend_id"]) is None:
+                waiting.setdefault(r["backend"], r["backend_id"])
+        for name, job_id in waiting.items():
+            await self.backend_named(name).status_cache.fresh(job_id)
+        out = []
         for r in records:
             if r["state"] in ACTIVE:
-                by_backend.setdefault(r["backend"], set()).add(r["backend_id"])
-        statuses: dict[tuple[str, str], object] = {}
-        for name, ids in by_backend.items():
-            try:
-                found = await self.backend_named(name).query(ids)
-            except (BackendError, ValueError) as e:
-                # last known states: never declare a job ended on a hiccup
-                self.log.warning("INK job API: %s status query failed: %s", name, e)
-                continue
-            statuses.update({(name, job_id): status for job_id, status in found.items()})
-        return [self.store.update(r, statuses.get((r["backend"], r["backend_id"]))) for r in records]
+                cache = self.backend_named(r["backend"]).status_cache
+                r = self.store.update(r, cache.get(r["backend_id"]))
+                if r["state"] not in ACTIVE:  # final, kept in job.json: stop asking about it
+                    self._watched.discard((r["backend"], r["backend_id"]))
+                    cache.unwatch(r["backend_id"])
+            out.append(r)
+        return out
 
     async def cancel(self, record: dict) -> dict:
         record["cancel_requested"] = True
@@ -166,9 +189,9 @@ class JobService:
             record.pop("cancel_requested", None)  # not cancelled: let its real end show
             self.store.save(record)
             raise backend_error(e) from None
-        for _ in range(20):  # the scheduler takes a moment to report it gone
-            (record,) = await self.refresh([record])
+        deadline = time.monotonic() + 5  # the scheduler takes a moment to report it gone
+        while time.monotonic() < deadline:
+            (record,) = await self.refresh([record], fresh=True)  # shared queries, no busy loop
             if record["state"] not in ACTIVE:
                 break
-            await asyncio.sleep(0.25)
         return record

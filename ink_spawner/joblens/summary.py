@@ -11,9 +11,14 @@ import json
 
 def read(path: str, max_bytes: int = 4 << 20) -> tuple[dict | None, list[dict], dict | None]:
     """(header, samples, end line) of a samples file; raises OSError if it cannot be opened."""
-    header, samples, end = None, [], None
     with open(path, "rb") as f:
-        data = f.read(max_bytes)
+        return parse(f.read(max_bytes))
+
+
+def parse(data: bytes) -> tuple[dict | None, list[dict], dict | None]:
+    """(header, samples, end line) of a samples file's bytes (the hub reads them itself, see
+    :mod:`ink_hub.lens`, to check who owns the file before it trusts it)."""
+    header, samples, end = None, [], None
     for line in data.splitlines():
         try:
             record = json.loads(line)
