@@ -163,6 +163,9 @@ def cluster(workers: int = 0, *, cores: int | None = None, memory: str | None = 
     cls = cluster_class(section, environ, resources)
     options = cluster_kwargs(cfg)
     options.pop("shared_temp_directory", None)  # the certificate is already in files
+    # the TLS arguments of the workers come from ``security`` (not again from the session
+    # config's worker-extra-args, which serve a plain SLURMCluster())
+    options["worker_extra_args"] = []
     kwargs = {**kwargs, **options,
               "scheduler_options": {**kwargs.get("scheduler_options", {}), **options["scheduler_options"]},
               "security": security(config.certificate(environ))}

@@ -117,13 +117,37 @@ def test_two_workers_fill_a_histogram_and_end_with_the_session(dask_hub):
         assert all(line.split() == ["alice", f"ink=dask,session={session_job},hub={hub_id()}"]
                    for line in comments.splitlines()), comments
 
-        # the dashboard: a link through the hub's proxy, which answers only with a login
+        # the session's scheduler speaks only TLS with the session's certificate
+        out, err = kernel.run("print(cluster.scheduler_address, dask.config.get("
+                              "'distributed.comm.require-encryption'))")
+        assert err is None and out.split()[0].startswith("tls://") and out.split()[1] == "True", (out, err)
+
+        # the cap is per session: a second kernel of the session cannot add a third worker
+        other = Kernel(hub, "alice", "jupyter", token)
+        try:
+            out, err = other.run("import ink_dask\nink_dask.cluster(workers=1)")
+            assert err is not None and err["ename"] == "Refused", (out, err)
+            assert "3 workers is more than your limit of 2" in err["evalue"], err
+        finally:
+            other.close()
+        assert len(squeue_names(workers_name)) == 2
+
+        # the dashboard: the real bokeh dashboard through the hub's proxy, only for alice
         link = result["link"]
         assert link.startswith("/user/alice/jupyter/proxy/") and link.endswith("/status")
         r = requests.get(hub.url + link, headers={"Authorization": f"token {token}"}, timeout=60)
-        assert r.status_code == 200 and "Dask" in r.text, r.status_code
+        assert r.status_code == 200, r.status_code
+        assert "<title>Dask Diagnostic UI</title>" in r.text and "needs bokeh" not in r.text, r.text[:500]
+        plots = requests.get(hub.url + link.replace("/status", "/individual-plots.json"),
+                             headers={"Authorization": f"token {token}"}, timeout=60)
+        assert plots.status_code == 200 and "Individual Task Stream" in plots.json(), plots.text[:300]
         anonymous = requests.get(hub.url + link, allow_redirects=False, timeout=60)
         assert anonymous.status_code in (302, 401, 403)
+        assert "Dask" not in anonymous.text
+        bob = requests.get(hub.url + link, allow_redirects=False, timeout=60,
+                           headers={"Authorization": f"token {hub.user_token('bob')}"})
+        assert bob.status_code in (302, 403, 404), bob.status_code
+        assert "Dask Diagnostic UI" not in bob.text
         port = int(link.split("/proxy/")[1].split("/")[0])
         listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
                                    text=True).stdout

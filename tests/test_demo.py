@@ -132,6 +132,11 @@ def test_demo_offers_the_installed_apps_and_says_how_to_install_the_rest(browser
     page.goto(f"{demo.url}/hub/spawn/alice/nosuchapp")
     page.wait_for_selector("#ink-spawn-refused:has-text(\"no app named 'nosuchapp'\")")
     assert page.locator("button:has-text('Start')").count() == 0
+    # no server record in the hub's database either (it would show in /hub/home)
+    servers = page.evaluate("async () => (await fetch('/hub/api/users/alice')).json()")["servers"]
+    assert "vscode" not in servers and "nosuchapp" not in servers, servers
+    page.goto(f"{demo.url}/hub/home")
+    assert page.locator("[data-server-name=vscode], [data-server-name=nosuchapp]").count() == 0
     # a POST anyway (what a crafted form could send) is refused by the hub and leaves no row
     status = page.evaluate("""async () => (await fetch('/hub/spawn/alice/vscode', {method: 'POST',
         headers: {'X-XSRFToken': window.jhdata.xsrf_token}, body: new FormData()})).status""")
@@ -142,6 +147,8 @@ def test_demo_offers_the_installed_apps_and_says_how_to_install_the_rest(browser
     assert page.locator("#ink-sessions tr[data-name=vscode], #ink-sessions tr[data-name=nosuchapp]").count() == 0
     rows = page.evaluate("async () => (await fetch('/hub/ink/api/sessions')).json()")["sessions"]
     assert not [r for r in rows if r["name"] in ("vscode", "nosuchapp")], rows
+    servers = page.evaluate("async () => (await fetch('/hub/api/users/alice')).json()")["servers"]
+    assert "vscode" not in servers and "nosuchapp" not in servers, servers
 
 
 #: what shows that each app is usable in the top-level page
