@@ -40,6 +40,11 @@ class SpawnForm:
             hub_groups = {g.name for g in getattr(spawner.user, "groups", [])}
             for exp in await self.resolver.experiments_for(spawner.user.name, hub_groups):
                 offered.update(self.resolver.apps_of(spawner.user.name, exp))
+            # a refused POST (an app the user may not start) fails in start() after JupyterHub
+            # made its server record, and comes here: records of such apps go again
+            user = spawner.user
+            for name in [n for n in user.orm_user.orm_spawners if n and n not in offered]:
+                await forget_refused_server(user.spawners[name])
             return _TEMPLATES.get_template("ink_choose_app.html").render(
                 apps=[(app.title, url_path_join(spawner.hub.base_url, "spawn",
                                                 spawner.user.escaped_name, name))
