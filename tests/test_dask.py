@@ -273,6 +273,15 @@ def test_htcondor_config_through_the_real_bindings(tmp_path):
     argv = cancel_argv("htcondor", "314.0", "alice")
     assert argv[1:] == ["-constraint", 'InkDaskSession == "314.0" && Owner == "alice"']
     assert cancel_argv("htcondor", "314.0; rm -rf /", "alice") is None
+    # the session's workers, for the per-session cap: one scheduler command, argv only
+    from ink_dask.cleanup import list_argv
+
+    argv = list_argv("htcondor", "314.0", "alice")
+    assert argv[1:] == ["-constraint", 'InkDaskSession == "314.0" && Owner == "alice"',
+                        "-af", "ClusterId", "ProcId"]
+    assert list_argv("slurm", "77", "alice")[1:] == ["--noheader", "--name=ink-dask-77",
+                                                     "--user=alice", "--format=%i"]
+    assert list_argv("slurm", "77 --all", "alice") is None
 
 
 def test_catalogue_refuses_workers_above_the_limits():
