@@ -1,4 +1,4 @@
-"""Cancel a session's Dask workers: they are jobs of the session and end with it.
+"""List and cancel a session's Dask workers: they are jobs of the session and end with it.
 
 Worker jobs carry the session's job id (Slurm job name ``ink-dask-<id>``, HTCondor attribute
 ``InkDaskSession``), so one scheduler command finds exactly them. ``ink-session`` calls
@@ -44,3 +44,33 @@ def cancel_workers(backend: str, job_id: str, user: str | None = None, timeout: 
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
+
+
+def list_argv(backend: str, job_id: str, user: str) -> list[str] | None:
+    """The one command that lists the job ids of every worker of session ``job_id``."""
+    if not _JOB_ID.match(job_id or ""):
+        return None
+    if backend == "slurm":
+        return [shutil.which("squeue") or "squeue", "--noheader", f"--name={worker_job_name(job_id)}",
+                f"--user={user}", "--format=%i"]
+    if backend == "htcondor":
+        return [shutil.which("condor_q") or "condor_q", "-constraint",
+                f'InkDaskSession == "{job_id}" && Owner == "{user}"', "-af", "ClusterId", "ProcId"]
+    return None
+
+
+def session_workers(backend: str, job_id: str, user: str | None = None,
+                    timeout: float = 30) -> set[str] | None:
+    """Job ids of the session's worker jobs the scheduler knows (pending or running, of every
+    cluster and kernel of the session); None if the scheduler could not be asked."""
+    user = user or pwd.getpwuid(os.getuid()).pw_name
+    argv = list_argv(backend, job_id, user)
+    if argv is None:
+        return None
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return {".".join(line.split()) for line in result.stdout.splitlines() if line.strip()}

@@ -6,7 +6,10 @@ command. Here the one validator (:func:`ink_spawner.validator.check_dask`) decid
 resources and routing, and this module turns that decision into Dask's own configuration: a
 ``jobqueue`` section (``slurm`` or ``htcondor``), so that a plain ``SLURMCluster()`` submits
 workers of the right partition, account, QOS, image, cores and memory, and the dashboard link
-through the hub's proxy. Job side: standard library and ``ink_spawner.validator`` only.
+through the hub's proxy. Every Dask process of the session talks TLS with the session's own
+certificate (:mod:`ink_dask.tls`), kept with this config in the session's directory on the
+shared home (:func:`session_dir`). Job side: standard library and ``ink_spawner.validator``
+only (``ink_dask.tls`` imports ``cryptography`` when it makes the certificate).
 """
 
 from __future__ import annotations
@@ -125,33 +128,71 @@ def jobqueue_section(decision: DaskRequest, environ: Mapping = os.environ,
     return section, {k: v for k, v in cfg.items() if v is not None}
 
 
-def dask_config(environ: Mapping = os.environ) -> dict:
+def session_dir(environ: Mapping = os.environ) -> str:
+    """The session's private Dask directory on the shared home, ``~/.ink/dask/session-ID``
+    (0700): its config and TLS certificate, readable by its workers on any node."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".ink", "dask", f"session-{session_job_id(environ)}")
+
+
+def certificate(environ: Mapping = os.environ, create: bool = True) -> tuple[str, str] | None:
+    """(cert, key) of the session's Dask certificate; made now if missing and ``create``."""
+    from . import tls
+
+    directory = session_dir(environ)
+    cert, key = os.path.join(directory, tls.CERT_FILE), os.path.join(directory, tls.KEY_FILE)
+    if os.path.exists(cert) and os.path.exists(key):
+        return cert, key
+    return tls.write_certificate(directory) if create else None
+
+
+def dask_config(environ: Mapping = os.environ, certs: tuple[str, str] | None = None) -> dict:
     """Dask's configuration for this session: the workers' ``jobqueue`` section with the
-    experiment's worker defaults, and the dashboard link through the hub's proxy."""
+    experiment's worker defaults, the dashboard link through the hub's proxy, and TLS with
+    the session's certificate ``certs`` for every role (no ``jobqueue`` section without it:
+    a scheduler on an open port without encryption is never configured)."""
     prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
     config: dict = {"distributed": {"dashboard": {"link": prefix.rstrip("/") + "/proxy/{port}/status"}}}
+    if certs:
+        from . import tls
+
+        config["distributed"]["comm"] = tls.tls_config(*certs)
     try:
         decision = decide(workers=0, environ=environ)
         if decision.max_workers == 0:
             raise NotInSession(f"Dask workers are not enabled for experiment {decision.experiment!r}")
         section, cfg = jobqueue_section(decision, environ)
+        if not certs:
+            raise NotInSession("no TLS certificate for the session's Dask scheduler")
     except (NotInSession, ValueError) as e:  # Dask off for this experiment, or a local hub
         config["ink"] = {"dask": {"unavailable": str(e)}}
         return config
+    from . import tls
+
+    # a plain SLURMCluster(): its scheduler listens on TLS, its workers are told to use it
+    cfg["scheduler-options"] = {**cfg["scheduler-options"], "protocol": "tls://"}
+    cfg["worker-extra-args"] = tls.worker_args(*certs)
     config["jobqueue"] = {section: cfg}
     config["ink"] = {"dask": {"max_workers": decision.max_workers, "backend": section}}
     return config
 
 
-def write_session_config(directory: str, environ: Mapping = os.environ) -> str | None:
-    """Write the session's Dask config into ``directory`` (private to the session) and return
+def write_session_config(environ: Mapping = os.environ) -> str | None:
+    """Write the session's certificate and Dask config into :func:`session_dir` and return
     it, for ``$DASK_CONFIG``. JSON is YAML: no YAML writer needed here."""
     if not environ.get(ENV):
         return None
+    directory = session_dir(environ)
+    try:
+        certs = certificate(environ)
+    except Exception as e:  # no cryptography: Dask without jobqueue rather than without TLS
+        print(f"ink-session: no Dask certificate ({e}): Dask clusters are off", flush=True)
+        certs = None
     os.makedirs(directory, mode=0o700, exist_ok=True)
     path = os.path.join(directory, CONFIG_FILE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(dask_config(environ), f, indent=1)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(dask_config(environ, certs), f, indent=1)
     os.replace(path + ".tmp", path)
     return directory
 

@@ -40,12 +40,18 @@ class SpawnForm:
             hub_groups = {g.name for g in getattr(spawner.user, "groups", [])}
             for exp in await self.resolver.experiments_for(spawner.user.name, hub_groups):
                 offered.update(self.resolver.apps_of(spawner.user.name, exp))
+            # a refused POST (an app the user may not start) fails in start() after JupyterHub
+            # made its server record, and comes here: records of such apps go again
+            user = spawner.user
+            for name in [n for n in user.orm_user.orm_spawners if n and n not in offered]:
+                await forget_refused_server(user.spawners[name])
             return _TEMPLATES.get_template("ink_choose_app.html").render(
                 apps=[(app.title, url_path_join(spawner.hub.base_url, "spawn",
                                                 spawner.user.escaped_name, name))
                       for name, app in self.catalogue.apps.items() if name in offered])
         cat = self.catalogue
         if spawner.name not in cat.apps:
+            await forget_refused_server(spawner)
             return _TEMPLATES.get_template("ink_spawn_refused.html").render(
                 reason=f"There is no app named {spawner.name!r} on {cat.site.name}.",
                 panel_url=url_path_join(spawner.hub.base_url, "ink"))
@@ -84,7 +90,9 @@ class SpawnForm:
                 "chosen_preset": preset,
             })
         if not experiments:
-            # refused: the page shows why and no Start button (templates/spawn.html)
+            # refused: the page shows why and no Start button (templates/spawn.html), and the
+            # server record JupyterHub made for this request goes again
+            await forget_refused_server(spawner)
             return _TEMPLATES.get_template("ink_spawn_refused.html").render(
                 reason=f"You are not a member of any experiment that offers {app.title} on "
                        f"{cat.site.name}. Ask your site's INK administrators to add you.",
@@ -123,3 +131,25 @@ class SpawnForm:
         if one("walltime") and "walltime" not in options:
             options["walltime"] = one("walltime")
         return options
+
+
+async def forget_refused_server(spawner) -> None:
+    """Remove the named server record of an app the user may not start.
+
+    JupyterHub 6's spawn page creates the record (``get_or_create_spawner``) before it asks
+    for the form; a refused app would otherwise stay as a stopped server in the hub's
+    database, in ``/hub/home`` and the REST API. A server that is running or starting is
+    never touched. This is what ``DELETE /hub/api/users/NAME/servers/APP`` with
+    ``remove: true`` does for a stopped server (``_delete_spawner``, then the ORM row)."""
+    user = spawner.user
+    name = spawner.name
+    if not name or spawner.active or spawner.ready or name not in user.orm_user.orm_spawners:
+        return
+    try:
+        await user._delete_spawner(spawner)
+    except Exception:  # a spawner's own cleanup failed: keep the row rather than half of it
+        spawner.log.exception("Could not forget the refused server %s", name)
+        return
+    user.db.delete(spawner.orm_spawner)
+    user.spawners.pop(name, None)
+    user.db.commit()

@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     # socket directories, the desktop's X cookie), and it goes away with the session
     session_tmp = tempfile.mkdtemp(prefix="ink-session-")
     os.environ["TMPDIR"] = session_tmp
-    setup_dask(session_tmp)
+    setup_dask()
     print(f"ink-session: starting {command[0]} on port {port} (host {socket.gethostname()})",
           flush=True)
     try:
@@ -221,15 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(session_tmp, ignore_errors=True)
 
 
-def setup_dask(session_tmp: str) -> None:
+def setup_dask() -> None:
     """Write the session's Dask config ($INK_DASK from the hub, decided by the validator) and
-    point Dask at it ($DASK_CONFIG), so that a plain SLURMCluster() submits proper workers."""
+    its TLS certificate into ~/.ink/dask/session-ID, and point Dask at it ($DASK_CONFIG), so
+    that a plain SLURMCluster() submits proper workers and its scheduler speaks only TLS."""
     if not os.environ.get("INK_DASK"):
         return
     try:
         from ink_dask.config import write_session_config
 
-        directory = write_session_config(os.path.join(session_tmp, "dask"))
+        directory = write_session_config()
     except Exception as e:  # Dask is a service of the session, never a reason to fail it
         print(f"ink-session: no Dask configuration: {e}", flush=True)
         return
@@ -243,9 +244,11 @@ def cancel_dask_workers() -> None:
         return
     try:
         from ink_dask.cleanup import cancel_workers
-        from ink_dask.config import session_job_id, settings
+        from ink_dask.config import session_dir, session_job_id, settings
 
         cancel_workers(settings()["profile"]["backend"], session_job_id())
+        # the session's certificate and config go with it
+        shutil.rmtree(session_dir(), ignore_errors=True)
     except Exception as e:
         print(f"ink-session: could not cancel the Dask workers: {e}", flush=True)
 

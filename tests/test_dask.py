@@ -10,6 +10,7 @@ variant: the generated submit description through the real htcondor2 bindings.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -18,7 +19,7 @@ import requests
 
 from ink_spawner.validator import ExperimentProfile, Profile, Refused, check_dask
 
-from .conftest import SLURM_HUB_CONFIG, wait_for
+from .conftest import SLURM_HUB_CONFIG, TIMEOUT_SCALE, wait_for
 from .harness import Kernel
 
 CATALOGUE = """
@@ -116,13 +117,37 @@ def test_two_workers_fill_a_histogram_and_end_with_the_session(dask_hub):
         assert all(line.split() == ["alice", f"ink=dask,session={session_job},hub={hub_id()}"]
                    for line in comments.splitlines()), comments
 
-        # the dashboard: a link through the hub's proxy, which answers only with a login
+        # the session's scheduler speaks only TLS with the session's certificate
+        out, err = kernel.run("print(cluster.scheduler_address, dask.config.get("
+                              "'distributed.comm.require-encryption'))")
+        assert err is None and out.split()[0].startswith("tls://") and out.split()[1] == "True", (out, err)
+
+        # the cap is per session: a second kernel of the session cannot add a third worker
+        other = Kernel(hub, "alice", "jupyter", token)
+        try:
+            out, err = other.run("import ink_dask\nink_dask.cluster(workers=1)")
+            assert err is not None and err["ename"] == "Refused", (out, err)
+            assert "3 workers is more than your limit of 2" in err["evalue"], err
+        finally:
+            other.close()
+        assert len(squeue_names(workers_name)) == 2
+
+        # the dashboard: the real bokeh dashboard through the hub's proxy, only for alice
         link = result["link"]
         assert link.startswith("/user/alice/jupyter/proxy/") and link.endswith("/status")
         r = requests.get(hub.url + link, headers={"Authorization": f"token {token}"}, timeout=60)
-        assert r.status_code == 200 and "Dask" in r.text, r.status_code
+        assert r.status_code == 200, r.status_code
+        assert "<title>Dask Diagnostic UI</title>" in r.text and "needs bokeh" not in r.text, r.text[:500]
+        plots = requests.get(hub.url + link.replace("/status", "/individual-plots.json"),
+                             headers={"Authorization": f"token {token}"}, timeout=60)
+        assert plots.status_code == 200 and "Individual Task Stream" in plots.json(), plots.text[:300]
         anonymous = requests.get(hub.url + link, allow_redirects=False, timeout=60)
         assert anonymous.status_code in (302, 401, 403)
+        assert "Dask" not in anonymous.text
+        bob = requests.get(hub.url + link, allow_redirects=False, timeout=60,
+                           headers={"Authorization": f"token {hub.user_token('bob')}"})
+        assert bob.status_code in (302, 403, 404), bob.status_code
+        assert "Dask Diagnostic UI" not in bob.text
         port = int(link.split("/proxy/")[1].split("/")[0])
         listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
                                    text=True).stdout
@@ -187,11 +212,13 @@ def _env(profile, home="/nonexistent/alice", **extra):
 
 
 def test_slurm_config_carries_routing_and_session_tag(tmp_path):
-    from ink_dask.config import dask_config
+    from ink_dask.config import certificate, dask_config
 
     env = _env(_profile(routing={"partition": "short", "account": "cms", "qos": "dask"}),
                home=str(tmp_path), SLURM_JOB_ID="77")
-    cfg = dask_config(env)
+    # never a jobqueue section without the session's certificate (no plain-TCP scheduler)
+    assert "jobqueue" not in dask_config(env)
+    cfg = dask_config(env, certificate(env))
     slurm = cfg["jobqueue"]["slurm"]
     assert (slurm["queue"], slurm["account"], slurm["name"]) == ("short", "cms", "ink-dask-77")
     assert slurm["job-extra-directives"] == ["--comment=ink=dask,session=77,hub=ink", "--qos=dask"]
@@ -211,21 +238,22 @@ def test_slurm_config_carries_routing_and_session_tag(tmp_path):
 def test_dask_off_or_local_backend_gives_no_jobqueue():
     from ink_dask.config import dask_config
 
-    assert "jobqueue" not in dask_config(_env(_profile(max_workers=0)))
-    assert "jobqueue" not in dask_config(_env(_profile(backend="local")))
+    certs = ("/nonexistent/cert.pem", "/nonexistent/key.pem")
+    assert "jobqueue" not in dask_config(_env(_profile(max_workers=0)), certs)
+    assert "jobqueue" not in dask_config(_env(_profile(backend="local")), certs)
 
 
 def test_htcondor_config_through_the_real_bindings(tmp_path):
     import htcondor2
 
-    from ink_dask.config import dask_config
+    from ink_dask.config import certificate, dask_config
 
     ad = tmp_path / ".job.ad"
     ad.write_text("ClusterId = 314\nProcId = 0\nOwner = \"alice\"\n")
     env = _env(_profile(backend="htcondor", routing={"account": "group_cms.alice",
                                                      "requirements": 'OpSysMajorVer == 9'}),
                home=str(tmp_path), _CONDOR_JOB_AD=str(ad))
-    condor = dask_config(env)["jobqueue"]["htcondor"]
+    condor = dask_config(env, certificate(env))["jobqueue"]["htcondor"]
     assert condor["job-extra-directives"]["+InkDaskSession"] == '"314.0"'
     from dask_jobqueue import HTCondorCluster
 
@@ -245,6 +273,15 @@ def test_htcondor_config_through_the_real_bindings(tmp_path):
     argv = cancel_argv("htcondor", "314.0", "alice")
     assert argv[1:] == ["-constraint", 'InkDaskSession == "314.0" && Owner == "alice"']
     assert cancel_argv("htcondor", "314.0; rm -rf /", "alice") is None
+    # the session's workers, for the per-session cap: one scheduler command, argv only
+    from ink_dask.cleanup import list_argv
+
+    argv = list_argv("htcondor", "314.0", "alice")
+    assert argv[1:] == ["-constraint", 'InkDaskSession == "314.0" && Owner == "alice"',
+                        "-af", "ClusterId", "ProcId"]
+    assert list_argv("slurm", "77", "alice")[1:] == ["--noheader", "--name=ink-dask-77",
+                                                     "--user=alice", "--format=%i"]
+    assert list_argv("slurm", "77 --all", "alice") is None
 
 
 def test_catalogue_refuses_workers_above_the_limits():
@@ -259,3 +296,169 @@ def test_catalogue_refuses_workers_above_the_limits():
     with pytest.raises(ValidationError):
         Catalogue(apps={"jupyter": {"title": "J", "default_url": "/lab"}},
                   dask={"max_workers": -1})
+
+
+# ---- the cap and the decision hold for every form of scale/adapt (no scheduler) -------------
+
+@pytest.fixture
+def local_cluster(tmp_path, monkeypatch):
+    """ink_dask.cluster() in this process (its scheduler on TLS here), with sbatch/scancel
+    replaced by commands that submit nothing, and the scheduler's listing of the session's
+    workers given by the test (``listed``)."""
+    from dask_jobqueue.slurm import SLURMJob
+
+    import ink_dask
+    from ink_dask import cleanup
+
+    fake = tmp_path / "fake-sbatch"
+    fake.write_text("#!/bin/sh\necho Submitted batch job $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(SLURMJob, "submit_command", str(fake))
+    monkeypatch.setattr(SLURMJob, "cancel_command", "true")
+    listed: set[str] = set()
+    monkeypatch.setattr(cleanup, "session_workers", lambda backend, job_id, user=None: set(listed))
+    env = _env(_profile(), home=str(tmp_path), SLURM_JOB_ID="77")
+    made = []
+
+    def make(**kwargs):
+        c = ink_dask.cluster(environ=env, **kwargs)
+        made.append(c)
+        return c
+
+    make.listed = listed
+    make.env = env
+    yield make
+    for c in made:
+        c.close()
+
+
+def test_every_form_of_scale_and_adapt_is_capped(local_cluster):
+    c = local_cluster()
+    assert c.scheduler_address.startswith("tls://")
+    for call, kwargs in ((c.scale, {"jobs": 3}), (c.scale, {"n": 3}), (c.scale, {"cores": 3}),
+                         (c.scale, {"memory": "3GiB"}), (c.adapt, {"minimum_jobs": 3}),
+                         (c.adapt, {"minimum": 3}), (c.adapt, {"minimum_cores": 3}),
+                         (c.adapt, {"minimum_memory": "3GiB"})):
+        with pytest.raises(Refused, match=r"3 workers is more than your limit of 2 \(dask.max_workers"):
+            call(**kwargs)
+        assert len(c.worker_spec) == 0, (call, kwargs)
+    for kwargs in ({}, {"maximum": 50}, {"maximum_jobs": 50}, {"maximum_cores": 50},
+                   {"maximum_memory": "50GiB"}):
+        adaptive = c.adapt(**kwargs)
+        assert adaptive.maximum == 2, kwargs
+        adaptive.stop()
+    c.scale(jobs=2)  # within the cap: dask-jobqueue's own path
+    assert len(c.worker_spec) == 2
+
+
+def test_the_cap_is_per_session(local_cluster):
+    # two workers of this session are already listed by the scheduler (another kernel)
+    local_cluster.listed.update({"900", "901"})
+    c = local_cluster()
+    with pytest.raises(Refused, match="3 workers is more than your limit of 2"):
+        c.scale(jobs=1)
+    assert c.adapt(maximum=10).maximum == 0
+    local_cluster.listed.clear()
+    with pytest.raises(Refused, match="3 workers is more than your limit of 2"):
+        local_cluster(workers=3)
+    # another cluster of this process: its workers count before the scheduler lists them
+    first = local_cluster(workers=2)
+    assert len(first.worker_spec) == 2
+    second = local_cluster()
+    with pytest.raises(Refused, match="3 workers is more than your limit of 2"):
+        second.scale(1)
+    first.scale(jobs=0)
+    wait_for(lambda: not first.worker_spec and not first.workers, message="first cluster scaled down")
+    second.scale(1)
+    assert len(second.worker_spec) == 1
+
+
+@pytest.mark.parametrize("argument", ["queue", "account", "job_extra_directives", "job_mem",
+                                      "job_cpu", "python", "processes", "submit_command_extra",
+                                      "job_directives_skip", "security", "walltime"])
+def test_routing_and_resources_cannot_be_overridden(argument, tmp_path):
+    import ink_dask
+
+    env = _env(_profile(routing={"partition": "short"}), home=str(tmp_path), SLURM_JOB_ID="77")
+    with pytest.raises(Refused) as e:
+        ink_dask.cluster(environ=env, **{argument: "x"}) if argument != "walltime" else \
+            ink_dask.cluster(environ=env, walltime="9:00:00")
+    if argument == "walltime":
+        assert e.value.field == "walltime" and "limit" in str(e.value)
+    else:
+        assert e.value.field == argument and repr(argument) in str(e.value)
+        assert "decided by your experiment's profile" in str(e.value)
+    assert not (tmp_path / ".ink" / "logs").exists() or True  # nothing submitted: no scheduler started
+
+
+def test_scheduler_refuses_a_client_without_the_sessions_certificate(local_cluster, tmp_path):
+    from distributed import Client
+    from distributed.security import Security
+
+    from ink_dask.clusters import security
+    from ink_dask.config import certificate, session_dir
+
+    c = local_cluster()
+    directory = session_dir(local_cluster.env)
+    assert oct(os.stat(directory).st_mode & 0o777) == "0o700"
+    cert, key = certificate(local_cluster.env, create=False)
+    assert oct(os.stat(key).st_mode & 0o777) == "0o600"
+    plain_address = "tcp://" + c.scheduler_address.split("://", 1)[1]
+    # plain TCP, and TLS with another certificate: refused by the scheduler
+    for address, sec in ((plain_address, Security()), (c.scheduler_address, Security.temporary())):
+        with pytest.raises((OSError, TimeoutError)):
+            Client(address, security=sec, timeout=3 * TIMEOUT_SCALE)
+    # TLS trusting the session's (public) certificate but without its key: the scheduler
+    # asks for a client certificate and closes the connection
+    import socket
+    import ssl
+
+    host, port = c.scheduler_address.split("://", 1)[1].rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.check_hostname = False
+    with socket.create_connection((host, int(port)), timeout=10 * TIMEOUT_SCALE) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with ctx.wrap_socket(raw) as conn:
+                conn.sendall(b"\0" * 8)
+                if not conn.recv(1):
+                    raise ConnectionError("closed by the scheduler")
+    with Client(c.scheduler_address, security=security((cert, key)), timeout=30 * TIMEOUT_SCALE) as client:
+        assert client.scheduler_info()["address"] == c.scheduler_address
+
+
+def test_plain_slurmcluster_from_the_session_config_speaks_only_tls(tmp_path):
+    """The config ink-session writes makes a plain SLURMCluster() listen on TLS with the
+    session's certificate, and tells its workers to use it."""
+    import dask
+    from dask_jobqueue import SLURMCluster
+    from distributed import Client
+    from distributed.security import Security
+
+    from ink_dask.config import CONFIG_FILE, write_session_config
+
+    env = _env(_profile(), home=str(tmp_path), SLURM_JOB_ID="78")
+    directory = write_session_config(env)
+    assert directory == str(tmp_path / ".ink" / "dask" / "session-78")
+    written = json.loads((tmp_path / ".ink" / "dask" / "session-78" / CONFIG_FILE).read_text())
+    tls = written["distributed"]["comm"]
+    assert tls["require-encryption"] is True and tls["tls"]["ca-file"].startswith(directory)
+    slurm = written["jobqueue"]["slurm"]
+    assert slurm["scheduler-options"]["protocol"] == "tls://"
+    assert slurm["worker-extra-args"][:2] == ["--protocol", "tls://"]
+    import copy
+
+    # as Dask reads $DASK_CONFIG: merged over the defaults
+    with dask.config.set(dask.config.update(copy.deepcopy(dask.config.config), written)):
+        c = SLURMCluster()
+        try:
+            assert c.scheduler_address.startswith("tls://")
+            assert "--tls-key" in c.job_script() and "#SBATCH -J ink-dask-78" in c.job_script()
+            plain = "tcp://" + c.scheduler_address.split("://", 1)[1]
+            for address, sec in ((plain, Security(require_encryption=False)),
+                                 (c.scheduler_address, Security.temporary())):
+                with pytest.raises((OSError, TimeoutError)):
+                    Client(address, security=sec, timeout=3 * TIMEOUT_SCALE)
+            with Client(c, timeout=30 * TIMEOUT_SCALE) as client:  # the session's own client
+                assert client.scheduler_info()["address"] == c.scheduler_address
+        finally:
+            c.close()

@@ -114,6 +114,18 @@ def stop_server(page, demo, name: str) -> None:
     wait_for(stopped, 60, 0.5, f"{name} stopped")
 
 
+def stored_servers(page, demo, user="alice") -> dict:
+    """The user's named servers in the hub's database, stopped ones included
+    (``GET /hub/api/users/NAME?include_stopped_servers``, with a token the user made)."""
+    token = page.evaluate("""async (user) => (await (await fetch('/hub/api/users/' + user + '/tokens', {
+        method: 'POST', headers: {'X-XSRFToken': window.jhdata.xsrf_token, 'Content-Type': 'application/json'},
+        body: JSON.stringify({note: 'test', expires_in: 600})})).json()).token""", user)
+    r = requests.get(f"{demo.url}/hub/api/users/{user}", params={"include_stopped_servers": "1"},
+                     headers={"Authorization": f"token {token}"}, timeout=30)
+    r.raise_for_status()
+    return r.json()["servers"]
+
+
 def test_demo_offers_the_installed_apps_and_says_how_to_install_the_rest(browser, demo, tmp_path):
     page = login(browser, demo)
     tiles = page.locator("#ink-apps .ink-tile").evaluate_all("els => els.map(e => e.dataset.app)")
@@ -132,6 +144,11 @@ def test_demo_offers_the_installed_apps_and_says_how_to_install_the_rest(browser
     page.goto(f"{demo.url}/hub/spawn/alice/nosuchapp")
     page.wait_for_selector("#ink-spawn-refused:has-text(\"no app named 'nosuchapp'\")")
     assert page.locator("button:has-text('Start')").count() == 0
+    # no server record in the hub's database either (it would show in /hub/home)
+    servers = stored_servers(page, demo)
+    assert "vscode" not in servers and "nosuchapp" not in servers, servers
+    page.goto(f"{demo.url}/hub/home")
+    assert page.locator("[data-server-name=vscode], [data-server-name=nosuchapp]").count() == 0
     # a POST anyway (what a crafted form could send) is refused by the hub and leaves no row
     status = page.evaluate("""async () => (await fetch('/hub/spawn/alice/vscode', {method: 'POST',
         headers: {'X-XSRFToken': window.jhdata.xsrf_token}, body: new FormData()})).status""")
@@ -142,6 +159,8 @@ def test_demo_offers_the_installed_apps_and_says_how_to_install_the_rest(browser
     assert page.locator("#ink-sessions tr[data-name=vscode], #ink-sessions tr[data-name=nosuchapp]").count() == 0
     rows = page.evaluate("async () => (await fetch('/hub/ink/api/sessions')).json()")["sessions"]
     assert not [r for r in rows if r["name"] in ("vscode", "nosuchapp")], rows
+    servers = stored_servers(page, demo)
+    assert "vscode" not in servers and "nosuchapp" not in servers, servers
 
 
 #: what shows that each app is usable in the top-level page

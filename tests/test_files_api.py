@@ -333,6 +333,10 @@ def test_fits_preview(server):
     assert decoded.shape == (300, 200) and decoded.std() > 20
     server.write("not.fits", "hello")
     assert server.get("fits", params={"path": "not.fits"}).status_code == 415
+    # an HDU that is not an ASCII number: 400 naming the field (str.isdigit() accepts '²')
+    for bad in ("²", "١", "-1", "x", "1.0", "9" * 40):
+        r = server.get("fits", params={"path": "sky.fits", "hdu": bad})
+        assert r.status_code == 400 and r.json()["message"].startswith("hdu: "), (bad, r.status_code, r.text)
 
 
 def _astropy_fits_samples() -> list[Path]:

@@ -78,8 +78,9 @@ class FitsPreviewHandler(FilesHandlerMixin, APIHandler):
     async def get(self):
         target = self.roots.resolve(self.query_path())
         hdu = self.get_argument("hdu", None)
-        if hdu is not None and not hdu.isdigit():
-            raise FilesError(400, "hdu: an HDU number")
+        # ASCII digits only: str.isdigit() also accepts '²' or '٣', which int() refuses
+        if hdu is not None and not (hdu.isascii() and hdu.isdigit() and len(hdu) <= 6):
+            raise FilesError(400, "hdu: must be an HDU number (0, 1, 2, ...)")
         try:
             result = await self.in_thread(fits.preview, target.path, None if hdu is None else int(hdu))
         except FilesError:
