@@ -123,7 +123,8 @@ class SlurmBackend(Backend):
         # sstat reports an error for a job without running steps (just ended) and prints the
         # others: only a failure with nothing printed is the scheduler's
         if result.returncode and not result.stdout.strip():
-            if "no steps running" in result.stderr or "couldn't get steps" in result.stderr:
+            message = result.stderr.lower()
+            if "no steps running" in message or "couldn't get steps" in message:
                 return {}
             raise BackendError(_scheduler_message("sstat", result.stderr))
         return parse_sstat(result.stdout)
