@@ -223,7 +223,31 @@ SCHEMAS.update({
         "type": "object", "required": ["samples", "summary"],
         "properties": {"samples": {"type": "array", "items": {"type": "object"}},
                        "summary": {"type": ["object", "null"]}, "efficiency": NULLABLE_STR,
-                       "interval": {"type": ["number", "null"]}, "source": NULLABLE_STR},
+                       "interval": {"type": ["number", "null"]}, "source": NULLABLE_STR,
+                       "scheduler": {"$ref": "#/components/schemas/SchedulerUsage"}},
+    },
+    "SchedulerUsage": {
+        "type": "object", "required": ["available"],
+        "description": "What the scheduler itself counted for a job (job metrics only): Slurm "
+                       "`sstat` of its running steps (asked at most every `usage_interval`, "
+                       "for all running jobs being looked at, in one call), or HTCondor's job ad "
+                       "(as the shadow last updated it). An ended job keeps the last figures seen "
+                       "while it ran; Slurm's `sacct` needs the accounting database and is not read. "
+                       "Seconds and bytes.",
+        "properties": {
+            "available": {"type": "boolean"},
+            "source": {"type": ["string", "null"], "enum": ["sstat", "job ad", None]},
+            "reason": {"type": "string", "description": "why there are no figures (yet)"},
+            "at": {"type": "number", "description": "when sstat answered (Unix time)"},
+            "cpu_s": {"type": "number", "description": "CPU seconds of all the job's tasks"},
+            "cpu_user_s": {"type": "number"}, "cpu_sys_s": {"type": "number"},
+            "rss_max": {"type": "integer", "description": "Slurm MaxRSS: the largest task's peak"},
+            "rss": {"type": "integer", "description": "HTCondor ResidentSetSize"},
+            "memory_peak": {"type": "integer", "description": "HTCondor MemoryUsage"},
+            "disk_read": {"type": "integer"}, "disk_write": {"type": "integer"},
+            "disk_usage": {"type": "integer", "description": "HTCondor DiskUsage (scratch dir)"},
+            "steps": {"type": "integer", "description": "Slurm job steps running"},
+        },
     },
     "FileEntry": {
         "type": "object", "required": ["name", "path", "type", "size", "mtime", "perms", "owner", "group"],

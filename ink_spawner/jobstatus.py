@@ -9,7 +9,7 @@ neither, so the two never import each other back.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 #: how the end states schedulers report (lower case, e.g. Slurm's) read to a user
@@ -56,7 +56,10 @@ class JobStatus:
     settled: bool = True  # False while an ended job is still in the scheduler (completing, held)
     time_limit_s: int | None = None  # the job's wall time as the scheduler enforces it now
     time_used_s: int | None = None  # how long it has been running
-
+    #: what the scheduler itself counted, where its status answer carries it (HTCondor's job
+    #: ad: cpu_s, rss, memory_peak, disk_usage ...); Slurm's come from a separate batched
+    #: query (:meth:`~ink_spawner.backends.base.Backend.usage`). Not part of equality.
+    usage: dict | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         """A sentence for progress messages."""

@@ -6,6 +6,11 @@ backend about all watched jobs at once, every ``poll_interval`` seconds (``spawn
 while a session is starting), with jitter as in tornado's ``PeriodicCallback``. Callers that
 need a fresh answer (hub start-up, a session just reported its port) share the next query
 instead of issuing their own.
+
+Scheduler-reported usage (Slurm's ``sstat``) rides on the same loop: whoever reads
+:meth:`StatusCache.usage` of a job registers interest, and at most once per
+``usage_interval`` the loop asks the backend about every running job someone looked at
+recently, in one query. Nobody looking costs nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ class StatusCache:
         self.last_error: str | None = None
         self.last_query_at: float | None = None
         self.queries = 0  # total scheduler queries made (benchmarks and tests read it)
+        self._usage: dict[str, dict] = {}  # job id -> last figures of the usage query
+        self._usage_wanted: dict[str, float] = {}  # job id -> when someone last asked
+        self._usage_due = 0.0  # monotonic time before which no usage query is made
+        self.usage_queries = 0
 
     # ---- registration ----------------------------------------------------------------------
 
@@ -61,6 +70,8 @@ class StatusCache:
             self._watched.pop(job_id, None)
             self._statuses.pop(job_id, None)
             self._on_done.pop(job_id, None)
+            self._usage.pop(job_id, None)
+            self._usage_wanted.pop(job_id, None)
         else:
             self._watched[job_id] -= 1
 
@@ -69,6 +80,20 @@ class StatusCache:
     def get(self, job_id: str) -> JobStatus | None:
         """The last known status, or None if no query has seen the job yet."""
         return self._statuses.get(job_id)
+
+    def usage(self, job_id: str, want: bool = True) -> dict | None:
+        """What the scheduler counted for a job, or None if nothing yet.
+
+        From the job's status where the status answer carries it (HTCondor), else the last
+        answer of the backend's batched usage query (Slurm ``sstat``). With ``want`` the job
+        is included in the next usage queries (for a few intervals after the last call)."""
+        status = self._statuses.get(job_id)
+        if status is not None and status.usage:
+            return dict(status.usage)
+        if want and self.backend.usage_query and job_id in self._watched:
+            self._usage_wanted[job_id] = time.monotonic()
+        figures = self._usage.get(job_id)
+        return dict(figures) if figures is not None else None
 
     async def wait_for_update(self, timeout: float | None = None) -> bool:
         """Wait until the next query completes; False on timeout."""
@@ -113,6 +138,7 @@ class StatusCache:
         while self._watched:
             self._wake.clear()  # a wake-up during the query triggers the next one at once
             await self._query_once()
+            await self._query_usage()  # after the states are out: never delays a waiting spawn
             try:
                 await asyncio.wait_for(self._wake.wait(), self._interval())
             except TimeoutError:
@@ -138,19 +164,53 @@ class StatusCache:
         else:
             self.last_error = None
             self.last_query_at = time.monotonic()
-            for job_id in job_ids:
-                if job_id in self._watched:
-                    status = statuses.get(
-                        job_id, JobStatus(job_id, JobState.DONE, reason="no longer known")
-                    )
-                    self._statuses[job_id] = status
-                    if status.state is JobState.DONE:
-                        for callback in self._on_done.pop(job_id, []):
-                            try:
-                                callback(status)
-                            except Exception:
-                                self.log.exception("on_done callback for job %s failed", job_id)
+            self._update_statuses(job_ids, statuses)
         finally:
             self._generation += 1
             self._changed.set()
             self._changed = asyncio.Event()
+
+    def _update_statuses(self, job_ids: set[str], statuses: dict[str, JobStatus]) -> None:
+        for job_id in job_ids:
+            if job_id in self._watched:
+                status = statuses.get(
+                    job_id, JobStatus(job_id, JobState.DONE, reason="no longer known")
+                )
+                self._statuses[job_id] = status
+                if status.state is JobState.DONE:
+                    for callback in self._on_done.pop(job_id, []):
+                        try:
+                            callback(status)
+                        except Exception:
+                            self.log.exception("on_done callback for job %s failed", job_id)
+
+    async def _query_usage(self) -> None:
+        """One usage query for every running job someone asked about lately, if it is due."""
+        if not self.backend.usage_query or not self._usage_wanted:
+            return
+        now = time.monotonic()
+        if now < self._usage_due:
+            return
+        horizon = max(60.0, 3 * self.backend.usage_interval)  # nobody looked for that long
+        for job_id, asked in list(self._usage_wanted.items()):
+            if now - asked > horizon or job_id not in self._watched:
+                del self._usage_wanted[job_id]
+        running = {job_id for job_id in self._usage_wanted
+                   if (s := self._statuses.get(job_id)) is not None and s.state is JobState.RUNNING}
+        if not running:
+            return
+        self._usage_due = now + self.backend.usage_interval
+        self.usage_queries += 1
+        try:
+            with timed_query(self.backend.name, "usage"):
+                figures = await self.backend.usage(running)
+        except BackendError as e:  # keep the last figures; the states are not affected
+            self.log.warning("Usage query of %s backend failed: %s", self.backend.name, e)
+            return
+        except Exception:
+            self.log.exception("Usage query of %s backend failed", self.backend.name)
+            return
+        stamp = round(time.time(), 3)
+        for job_id, values in figures.items():
+            if job_id in self._watched:
+                self._usage[job_id] = {"source": self.backend.usage_source, **values, "at": stamp}

@@ -196,3 +196,36 @@ async def test_a_job_id_that_is_not_the_sessions_own_is_refused(pool):
     b._helper = lying_helper
     with pytest.raises(BackendError, match="not this session's job"):
         await b.submit(spec())
+
+
+async def test_job_ad_usage_rides_on_the_one_status_query(pool, monkeypatch):
+    """RemoteUserCpu, RemoteSysCpu, ResidentSetSize, MemoryUsage (an expression, as the schedd
+    writes it) and DiskUsage come with the status query, in seconds and bytes; asking for them
+    makes no schedd query of its own, and an ended job's ad keeps its final figures."""
+    b = backend(pool, poll_interval=0.2, poll_jitter=0)
+    job_id = await b.submit(spec())
+    calls = []
+    real_query = fake_schedd.FakeSchedd.query
+
+    def counting_query(self, *args, **kwargs):
+        calls.append(kwargs.get("constraint"))
+        return real_query(self, *args, **kwargs)
+
+    monkeypatch.setattr(fake_schedd.FakeSchedd, "query", counting_query)
+    cache = b.status_cache
+    cache.watch(job_id)
+    await cache.fresh(job_id)
+    assert cache.usage(job_id) is None  # idle, the shadow has reported nothing
+    fake_schedd.set_running(job_id, "wn042.cluster.example")
+    fake_schedd._update(job_id, RemoteUserCpu=90.5, RemoteSysCpu=2.5, ResidentSetSize=512 * 1024,
+                        DiskUsage=2048, MemoryUsage=classad2.ExprTree("((ResidentSetSize + 1023) / 1024)"))
+    await cache.fresh(job_id)
+    usage = cache.usage(job_id)
+    assert usage == {"source": "job ad", "cpu_user_s": 90.5, "cpu_sys_s": 2.5, "cpu_s": 93.0,
+                     "rss": 512 << 20, "memory_peak": 512 << 20, "disk_usage": 2 << 20}
+    await cache.wait_for_update(5)
+    assert set(calls) == {QUERY_CONSTRAINT} and cache.usage_queries == 0
+    fake_schedd._update(job_id, JobStatus=4, ExitCode=0, RemoteUserCpu=120.0)
+    ended = await cache.fresh(job_id)
+    assert ended.state is JobState.DONE and cache.usage(job_id)["cpu_s"] == 122.5
+    cache.unwatch(job_id)

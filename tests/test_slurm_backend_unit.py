@@ -61,3 +61,39 @@ def test_parse_squeue_positions_reasons_and_ends():
     assert st["16"].state is JobState.DONE and not st["16"].settled and st["14"].settled
     assert "99" not in st  # unknown ids are left for the cache to mark as gone
     assert "position 3 of 3" in st["11"].describe() and "reason: Priority" in st["11"].describe()
+
+
+def test_sstat_listing_of_many_jobs_adds_up_each_jobs_steps():
+    from ink_spawner.backends.slurm import parse_sstat
+    text = ("101.extern|1|00:00:00|0|cpu=00:00:00,energy=0,fs/disk=0,mem=0,pages=0,vmem=0|energy=0,fs/disk=0\n"
+            "101.batch|1|00:00:29.500|524288K|cpu=00:00:29,energy=0,fs/disk=2332,mem=524288K,pages=0|"
+            "energy=0,fs/disk=1024\n"
+            "101.0|4|00:01:00|1G|cpu=00:04:00,fs/disk=1M,mem=4G|fs/disk=2M\n"
+            "102.batch|2|1-00:00:01|2048|||\n"
+            "garbage line\n")
+    jobs = parse_sstat(text)
+    assert set(jobs) == {"101", "102"}
+    j = jobs["101"]
+    assert j["cpu_s"] == 29 + 240  # TRES cpu is the total of all tasks of a step
+    assert j["rss_max"] == 1 << 30  # the largest task's peak over the steps, not a sum
+    assert (j["disk_read"], j["disk_write"]) == (2332 + (1 << 20), 1024 + (2 << 20))
+    assert j["steps"] == 3
+    # without TRES: the average CPU time per task times the tasks; a bare size is bytes
+    assert jobs["102"]["cpu_s"] == 2 * (86400 + 1) and jobs["102"]["rss_max"] == 2048
+
+
+def test_sstat_is_asked_once_for_all_jobs():
+    backend = SlurmBackend(sstat="/usr/bin/sstat")
+    seen = []
+
+    async def run(argv, **kw):
+        seen.append(argv)
+        from ink_spawner.backends.base import CommandResult
+        return CommandResult(0, "7.batch|1|00:00:02|10K|cpu=00:00:02|\n", "")
+
+    backend.run = run
+    import asyncio
+    assert asyncio.run(backend.usage({"12", "7", "not-a-job"})) == {
+        "7": {"cpu_s": 2.0, "rss_max": 10240, "disk_read": 0, "disk_write": 0, "steps": 1}}
+    (argv,) = seen
+    assert argv[0] == "/usr/bin/sstat" and "--jobs=7,12" in argv and "--allsteps" in argv

@@ -12,6 +12,7 @@ import os
 import socket
 import tempfile
 
+import classad2
 import pytest
 
 from . import fake_schedd
@@ -59,12 +60,26 @@ c.Spawner.environment = {{"PYTHONPATH": {str(REPO)!r}, "INK_FAKE_SCHEDD_STATE": 
 
     proc = pool.start_job(job["backend_id"], socket.gethostname())  # the startd runs it as alice
     assert proc.wait(30) == 3
-    fake_schedd._update(job["backend_id"], JobStatus=4, ExitCode=3)  # the schedd sees it end
+    # the shadow's usage update: the job ad's figures reach the metrics through the status query
+    fake_schedd._update(job["backend_id"], RemoteUserCpu=4.0, RemoteSysCpu=1.0, ResidentSetSize=2048,
+                        MemoryUsage=classad2.ExprTree("((ResidentSetSize + 1023) / 1024)"), DiskUsage=64)
+
+    def scheduler_figures():
+        s = api(hub, "alice", tok, "GET", f"/jobs/{job['id']}/metrics").json()["scheduler"]
+        return s if s["available"] else None
+
+    s = wait_for(scheduler_figures, timeout=30, message="job-ad usage in the job's metrics")
+    assert (s["source"], s["cpu_s"], s["cpu_user_s"], s["cpu_sys_s"]) == ("job ad", 5.0, 4.0, 1.0)
+    assert (s["rss"], s["memory_peak"], s["disk_usage"]) == (2 << 20, 2 << 20, 64 << 10)
+    fake_schedd._update(job["backend_id"], JobStatus=4, ExitCode=3, RemoteUserCpu=6.0)  # ends
     final = wait_for(lambda: (lambda j: j if j["state"] in ("completed", "failed") else None)(
         api(hub, "alice", tok, "GET", f"/jobs/{job['id']}").json()), timeout=30, message="job ended")
     assert (final["state"], final["exit_code"]) == ("failed", 3)
     assert api(hub, "alice", tok, "GET", f"/jobs/{job['id']}/stdout").text == "hello from alice\n"
     assert api(hub, "alice", tok, "GET", f"/jobs/{job['id']}/stderr").text == "oops\n"
+    # the ended job keeps the final figures of its ad
+    s = api(hub, "alice", tok, "GET", f"/jobs/{job['id']}/metrics").json()["scheduler"]
+    assert s["available"] and s["cpu_s"] == 7.0
 
     second = api(hub, "alice", tok, "POST", "/jobs", json={"command": ["sleep", "100"]}).json()
     r = api(hub, "alice", tok, "DELETE", f"/jobs/{second['id']}")

@@ -60,6 +60,13 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
         states shown are at most this old (a new job's first state is asked at once).""",
     ).tag(config=True)
 
+    usage_interval = Float(
+        30.0,
+        help="""Seconds between two queries of scheduler-reported usage (Slurm: one ``sstat`` for
+        all of this user's running jobs whose figures are being looked at; HTCondor's come with
+        the status query). Shown as ``scheduler`` in ``/ink/api/v1/jobs/ID/metrics``.""",
+    ).tag(config=True)
+
     @default("lens_interval")
     def _lens_interval_from_env(self):
         try:
@@ -88,6 +95,7 @@ class InkJobsApp(ExtensionAppJinjaMixin, ExtensionApp):
             job_path=self.job_path or os.environ.get("PATH") or minimal_env()["PATH"],
             lens_interval=self.lens_interval,
             status_interval=self.status_interval,
+            usage_interval=self.usage_interval,
         )
         # not under "ink_jobs": jupyter-server keeps the extension app itself under its name
         self.settings["ink_jobs_service"] = service

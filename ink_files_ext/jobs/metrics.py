@@ -2,7 +2,9 @@
 
 Reads the samples file the job's launcher (or the session's ``ink-session``) wrote into the
 user's own directories (:mod:`ink_spawner.joblens`) and answers the recent samples, the
-summary (duration, CPU avg/max/p99, RSS avg/peak, I/O, GPU) and the efficiency line. Same
+summary (duration, CPU avg/max/p99, RSS avg/peak, I/O, GPU) and the efficiency line; for a
+job-API job also what the scheduler itself counted (``scheduler``: Slurm ``sstat``, HTCondor's
+job ad), read from the backend's status cache (:meth:`JobService.scheduler_usage`). Same
 checks as the rest of the job API: a token needs ``custom:ink:jobs:read`` on the owner, and
 another user's token is refused before anything is read (403, :mod:`ink_files_ext.api_auth`).
 """
@@ -58,7 +60,8 @@ class JobMetricsHandler(MetricsMixin, JobsAPIHandler):
         record = await self.get_record(key)
         (record,) = await self.jobs.refresh([record])
         await self.answer(self.jobs.store.path(record["id"], METRICS_FILE), record.get("cpus"),
-                          {"id": record["id"], "state": record["state"]})
+                          {"id": record["id"], "state": record["state"],
+                           "scheduler": self.jobs.scheduler_usage(record)})
 
 
 class SessionMetricsHandler(MetricsMixin, JobsAPIHandler):

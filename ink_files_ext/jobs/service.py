@@ -76,6 +76,8 @@ class JobService:
     lens_interval: float = 0.0
     #: seconds between the backend's status queries (InkJobsApp.status_interval)
     status_interval: float = 3.0
+    #: seconds between the backend's usage queries, e.g. sstat (InkJobsApp.usage_interval)
+    usage_interval: float = 30.0
     _backends: dict = field(default_factory=dict, repr=False)
     _watched: set = field(default_factory=set, repr=False)  # (backend, id) in a status cache
 
@@ -92,6 +94,7 @@ class JobService:
                 config=self.config, log=self.log, run_as_user=False, in_user_server=True)
             # its status cache asks about every active job at once, this often (see refresh)
             backend.poll_interval = backend.spawn_poll_interval = self.status_interval
+            backend.usage_interval = self.usage_interval
             self._backends[name] = backend
         return self._backends[name]
 
@@ -175,10 +178,39 @@ class JobService:
                 cache = self.backend_named(r["backend"]).status_cache
                 r = self.store.update(r, cache.get(r["backend_id"]))
                 if r["state"] not in ACTIVE:  # final, kept in job.json: stop asking about it
+                    last = cache.usage(r["backend_id"], want=False)
+                    if last:  # the scheduler's last figures outlive its memory of the job
+                        r["scheduler"] = last
+                        self.store.save(r)
                     self._watched.discard((r["backend"], r["backend_id"]))
                     cache.unwatch(r["backend_id"])
             out.append(r)
         return out
+
+    def scheduler_usage(self, record: dict) -> dict:
+        """What the scheduler counted for a job, beside Job Lens' own figures.
+
+        Read from the backend's status cache, never by a command of its own: asking registers
+        the job for the cache's next batched usage query (Slurm: one ``sstat`` per
+        ``usage_interval`` for all running jobs being looked at); HTCondor's figures come with
+        every status query. An ended job keeps the last figures seen while it ran."""
+        backend = self.backend_named(record["backend"])
+        if record["state"] not in ACTIVE:
+            figures = record.get("scheduler")
+            if figures:
+                return {"available": True, **figures}
+            return {"available": False, "source": backend.usage_source,
+                    "reason": "the scheduler reported no figures while the job ran"
+                    if backend.usage_source else f"the {backend.name} backend has no scheduler figures"}
+        if not backend.usage_source:
+            return {"available": False, "source": None,
+                    "reason": f"the {backend.name} backend has no scheduler figures"}
+        figures = backend.status_cache.usage(record["backend_id"])
+        if figures:
+            return {"available": True, **figures}
+        reason = ("not running yet" if record["state"] == "pending"
+                  else f"asked; the next {backend.usage_source} query answers")
+        return {"available": False, "source": backend.usage_source, "reason": reason}
 
     async def cancel(self, record: dict) -> dict:
         record["cancel_requested"] = True

@@ -218,8 +218,29 @@
       line("RSS avg / peak", `${bytes(x.rss_avg)} / ${bytes(x.rss_peak)}`);
       line("I/O read / written", `${bytes(x.io_read)} / ${bytes(x.io_write)}`);
       if (x.gpu_util_avg !== undefined && x.gpu_util_avg !== null) line("GPU util avg / memory peak", `${x.gpu_util_avg} % / ${bytes(x.gpu_mem_peak)}`);
+      if (x.mem_peak !== undefined) line("Memory peak (cgroup, page cache included)", bytes(x.mem_peak));
       if (x.final) line("Finished", "yes");
     }
+    renderScheduler(m && m.scheduler);
+  }
+  // what the scheduler itself counted (Slurm sstat, HTCondor's job ad), beside Job Lens' figures
+  function renderScheduler(u) {
+    const table = $("#ink-scheduler");
+    table.replaceChildren();
+    if (!u) return;
+    const name = u.source === "sstat" ? "Slurm (sstat)" : u.source === "job ad" ? "HTCondor job ad" : "the scheduler";
+    table.append(el("caption", {}, `Scheduler figures: ${name}`));
+    const line = (k, v) => table.append(el("tr", {"data-figure": k}, el("td", {}, k), el("td", {}, v)));
+    if (!u.available) { line("Not available", u.reason || ""); return; }
+    const secs = (v) => `${Number(v).toFixed(1)} s`;
+    if (u.cpu_s !== undefined) line("CPU time", secs(u.cpu_s) +
+      (u.cpu_user_s !== undefined ? ` (user ${secs(u.cpu_user_s)}, system ${secs(u.cpu_sys_s || 0)})` : ""));
+    if (u.rss_max !== undefined) line("Max RSS (largest task)", bytes(u.rss_max));
+    if (u.rss !== undefined) line("Resident set size", bytes(u.rss));
+    if (u.memory_peak !== undefined) line("Memory peak", bytes(u.memory_peak));
+    if (u.disk_read !== undefined) line("Disk read / written", `${bytes(u.disk_read)} / ${bytes(u.disk_write || 0)}`);
+    if (u.disk_usage !== undefined) line("Scratch disk used", bytes(u.disk_usage));
+    if (u.at) line("As of", new Date(u.at * 1000).toLocaleTimeString());
   }
   let tailing = false;
   async function tail() {

@@ -64,6 +64,14 @@ class Backend(LoggingConfigurable):
         "partition) for the platform overview; one query per sample, whatever the page views.",
     ).tag(config=True)
 
+    usage_interval = Float(
+        30.0,
+        help="""Seconds between two queries of scheduler-reported usage (Slurm: one ``sstat``
+        for all running jobs whose figures someone is viewing). Slower than the status query:
+        it reaches the nodes' step daemons. Backends whose status answer already carries the
+        figures (HTCondor's job ad) make no such query.""",
+    ).tag(config=True)
+
     command_timeout = Float(
         30.0,
         help="Seconds a scheduler command may take before the request fails with a clear error "
@@ -150,6 +158,18 @@ class Backend(LoggingConfigurable):
     async def cancel(self, job_id: str, user: str) -> None:
         """Cancel a job. Cancelling a job that already ended is not an error."""
         raise NotImplementedError
+
+    #: where this backend's scheduler figures come from ("sstat", "job ad"); None: it has none
+    usage_source: str | None = None
+    #: True when the figures need a query of their own (:meth:`usage`), False when every status
+    #: answer carries them (``JobStatus.usage``)
+    usage_query = False
+
+    async def usage(self, job_ids: set[str]) -> dict[str, dict]:
+        """What the scheduler counted for the given RUNNING jobs (CPU seconds, peak memory,
+        disk bytes), with ONE query for all of them: {job_id: figures}. Jobs it has nothing
+        for are left out. Called by the status cache, at most once per ``usage_interval``."""
+        return {}
 
     async def cancel_session_workers(self, job_id: str, user: str) -> None:
         """Cancel the Dask workers (``ink_dask``) a session submitted: the hub's safety net

@@ -30,10 +30,21 @@ from .base import Backend, minimal_env
 # JobStatus codes of HTCondor job ads
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
 
+#: job-ad attribute → (figure in JobStatus.usage, factor to seconds or bytes)
+USAGE_ATTRIBUTES = {
+    "RemoteUserCpu": ("cpu_user_s", 1),  # seconds
+    "RemoteSysCpu": ("cpu_sys_s", 1),  # seconds
+    "ResidentSetSize": ("rss", 1024),  # KiB: the largest resident memory seen
+    "MemoryUsage": ("memory_peak", 1 << 20),  # MiB: peak memory (an expression in real ads)
+    "DiskUsage": ("disk_usage", 1024),  # KiB: the job's scratch directory
+}
+
 PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "Owner", "AcctGroup", "JobPrio", "QDate", "RemoteHost",
     "LastRemoteHost", "HoldReason", "LastRejMatchReason", "NumJobMatches", "ExitCode",
     "RemoveReason", "InkHub", "EnteredCurrentStatus", "MaxWallTime",
+    # what the job used, as the shadow last updated the ad (carried in JobStatus.usage)
+    *USAGE_ATTRIBUTES,
 ]
 # every INK job, plus every idle job (to place ours in the queue of its group)
 QUERY_CONSTRAINT = "(InkHub =!= undefined) || (JobStatus == 1)"
@@ -70,6 +81,7 @@ class HTCondorBackend(Backend):
     """Sessions as HTCondor jobs."""
 
     name = "htcondor"
+    usage_source = "job ad"  # carried by the one status query: no usage query of its own
 
     schedd_name = Unicode(
         "",
@@ -290,7 +302,8 @@ def statuses_from_ads(ads, job_ids: set[str]) -> dict[str, JobStatus]:
             statuses[job_id] = JobStatus(
                 job_id, JobState.RUNNING, node=node_of(ad.get("RemoteHost")),
                 time_limit_s=_int(ad.get("MaxWallTime")) or None,
-                time_used_s=int(time.time()) - _int(since) if since is not None else None)
+                time_used_s=int(time.time()) - _int(since) if since is not None else None,
+                usage=usage_from_ad(ad))
         elif status == IDLE:
             queue = [entry[-1] for entry in idle_by_group.get(group_of(ad), [])]
             reason = ad.get("LastRejMatchReason")
@@ -309,8 +322,37 @@ def statuses_from_ads(ads, job_ids: set[str]) -> dict[str, JobStatus]:
             label = "completed" if status == COMPLETED else "removed"
             statuses[job_id] = JobStatus(
                 job_id, JobState.DONE, reason=label, node=node_of(ad.get("LastRemoteHost")),
-                exit_code=_int(ad.get("ExitCode")) if status == COMPLETED else 1)
+                exit_code=_int(ad.get("ExitCode")) if status == COMPLETED else 1,
+                usage=usage_from_ad(ad))
     return statuses
+
+
+def usage_from_ad(ad) -> dict | None:
+    """The job ad's usage attributes in seconds and bytes (``cpu_s`` = user + system), or None
+    if it has none yet (the shadow updates them every SHADOW_QUEUE_UPDATE_INTERVAL)."""
+    figures = {}
+    for attribute, (name, factor) in USAGE_ATTRIBUTES.items():
+        value = _ad_number(ad, attribute)
+        if value is not None:
+            figures[name] = round(value * factor, 3) if factor == 1 else int(value * factor)
+    if not figures:
+        return None
+    if "cpu_user_s" in figures or "cpu_sys_s" in figures:
+        figures["cpu_s"] = round(figures.get("cpu_user_s", 0) + figures.get("cpu_sys_s", 0), 3)
+    return {"source": "job ad", **figures}
+
+
+def _ad_number(ad, attribute: str) -> float | None:
+    """A number from a job ad; expressions (MemoryUsage) are evaluated in the ad."""
+    if attribute not in ad:
+        return None
+    try:
+        value = ad.eval(attribute) if hasattr(ad, "eval") else ad[attribute]
+    except Exception:  # an expression that does not evaluate here
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 def _int(value) -> int:
@@ -325,4 +367,5 @@ def _numeric(job_id: str) -> tuple[int, int]:
     return int(cluster), int(proc)
 
 
-__all__ = ["HTCondorBackend", "condor_arguments", "statuses_from_ads", "QUERY_CONSTRAINT", "PROJECTION"]
+__all__ = ["HTCondorBackend", "condor_arguments", "statuses_from_ads", "usage_from_ad",
+           "QUERY_CONSTRAINT", "PROJECTION", "USAGE_ATTRIBUTES"]

@@ -16,6 +16,8 @@ _PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
             "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT"}
 _RUNNING = {"RUNNING"}
 _FIELDS = "%i|%T|%r|%N|%S|%P|%Q|%V|%l|%M"
+#: sstat's figures of each running step (the usage query); TRES "In" = read, "Out" = written
+_SSTAT_FIELDS = "JobID,NTasks,AveCPU,MaxRSS,TRESUsageInTot,TRESUsageOutTot"
 
 
 class SlurmBackend(Backend):
@@ -30,6 +32,12 @@ class SlurmBackend(Backend):
     ).tag(config=True)
     squeue = Unicode(
         "squeue", help="squeue command (the one status query per interval); looked up like `sbatch`."
+    ).tag(config=True)
+    sstat = Unicode(
+        "sstat",
+        help="sstat command (the usage query of running jobs: one call for all of them, at most "
+        "every `usage_interval`); looked up like `sbatch`. Needs a JobAcctGatherType other than "
+        "none in slurm.conf.",
     ).tag(config=True)
     scancel = Unicode("scancel", help="scancel command; looked up like `sbatch`.").tag(config=True)
     scontrol = Unicode(
@@ -101,6 +109,25 @@ class SlurmBackend(Backend):
         if result.returncode:
             raise BackendError(_scheduler_message("squeue", result.stderr))
         return parse_squeue(result.stdout, job_ids)
+
+    usage_source = "sstat"
+    usage_query = True
+
+    async def usage(self, job_ids: set[str]) -> dict[str, dict]:
+        ids = sorted((j for j in job_ids if j.isdigit()), key=int)
+        if not ids:
+            return {}
+        result = await self.run([resolve_command(self.sstat), "--allsteps", f"--jobs={','.join(ids)}",
+                                 "--noheader", "--parsable2", "--noconvert",
+                                 f"--format={_SSTAT_FIELDS}"])
+        # sstat reports an error for a job without running steps (just ended) and prints the
+        # others: only a failure with nothing printed is the scheduler's
+        if result.returncode and not result.stdout.strip():
+            message = result.stderr.lower()
+            if "no steps running" in message or "couldn't get steps" in message:
+                return {}
+            raise BackendError(_scheduler_message("sstat", result.stderr))
+        return parse_sstat(result.stdout)
 
     async def extend(self, job_id: str, user: str, time_limit_s: int) -> None:
         if not job_id.isdigit():
@@ -220,6 +247,82 @@ def parse_squeue(text: str, job_ids: set[str]) -> dict[str, JobStatus]:
     return statuses
 
 
+def parse_sstat(text: str) -> dict[str, dict]:
+    """``sstat --allsteps --parsable2`` of many jobs → figures per job, its steps added up.
+
+    ``cpu_s``: CPU seconds of all tasks of all running steps (TRES cpu, else AveCPU × NTasks);
+    ``rss_max``: the largest task's peak resident memory (MaxRSS) over the steps, bytes;
+    ``disk_read``/``disk_write``: bytes read and written by the tasks (TRES fs/disk);
+    ``steps``: running steps seen (batch, extern, srun steps)."""
+    jobs: dict[str, dict] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 6 or not parts[0]:
+            continue
+        step, ntasks, ave_cpu, max_rss, tres_in, tres_out = parts[:6]
+        job_id = step.split(".")[0]
+        if not job_id.isdigit():
+            continue
+        tin, tout = _tres(tres_in), _tres(tres_out)
+        cpu = _cpu_s(tin.get("cpu", ""))
+        if cpu is None:
+            cpu = (_cpu_s(ave_cpu) or 0.0) * (int(ntasks) if ntasks.isdigit() else 1)
+        figures = jobs.setdefault(job_id, {"cpu_s": 0.0, "rss_max": 0, "disk_read": 0,
+                                           "disk_write": 0, "steps": 0})
+        figures["cpu_s"] = round(figures["cpu_s"] + cpu, 3)
+        figures["rss_max"] = max(figures["rss_max"], _bytes(max_rss) or 0)
+        figures["disk_read"] += _bytes(tin.get("fs/disk", "")) or 0
+        figures["disk_write"] += _bytes(tout.get("fs/disk", "")) or 0
+        figures["steps"] += 1
+    return jobs
+
+
+def _tres(text: str) -> dict[str, str]:
+    """'cpu=00:00:04,fs/disk=2332,mem=1240K' → {'cpu': '00:00:04', ...}."""
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+
+
+def _bytes(text: str) -> int | None:
+    """Slurm sizes ('1240K', '1.5G', '2332') → bytes; a bare number is bytes."""
+    text = text.strip()
+    if not text:
+        return None
+    unit = text[-1].upper() if text[-1].isalpha() else ""
+    number = text[:-1] if unit else text
+    try:
+        return int(float(number) * _UNITS[unit])
+    except (KeyError, ValueError):
+        return None
+
+
+def _cpu_s(text: str) -> float | None:
+    """Slurm CPU times ('[D-][HH:]MM:SS[.mmm]') → seconds."""
+    text = text.strip()
+    if not text:
+        return None
+    days = 0
+    if "-" in text:
+        head, _, text = text.partition("-")
+        if not head.isdigit():
+            return None
+        days = int(head)
+    try:
+        seconds = 0.0
+        for part in text.split(":"):
+            seconds = seconds * 60 + float(part)
+    except ValueError:
+        return None
+    return days * 86400 + seconds
+
+
 def _duration_s(text: str) -> int | None:
     """Slurm's [days-]hours:minutes:seconds (or minutes:seconds) → seconds; None for UNLIMITED."""
     text = text.strip()
@@ -243,4 +346,4 @@ def _numeric(job_id: str) -> tuple[int, str]:
     return (int(head) if head.isdigit() else 0, job_id)
 
 
-__all__ = ["SlurmBackend", "parse_squeue"]
+__all__ = ["SlurmBackend", "parse_squeue", "parse_sstat"]

@@ -71,16 +71,21 @@ class Cgroup:
         self.directory = directory
 
     def read(self) -> dict:
+        """One sample. ``rss`` is the working set (``memory.current`` less ``inactive_file``:
+        page cache the kernel would drop first), the figure comparable with /proc's RSS and
+        the one charts, averages and ``rss_peak`` use. ``mem_peak`` is ``memory.peak`` as the
+        kernel keeps it: everything ever charged at once, page cache included — what the
+        cgroup's memory limit is measured against, and so never mixed into ``rss_peak``
+        (a job that reads a large file would otherwise show a peak it never held)."""
         d = self.directory
         cpu = _keyed(_read(d, "cpu.stat") or "")
         memory = int((_read(d, "memory.current") or "0").strip() or 0)
         stat = _keyed(_read(d, "memory.stat") or "")
-        # the working set: what the job holds, without page cache it could drop at once
         figures = {"cpu_s": cpu.get("usage_usec", 0) / 1e6,
                    "rss": max(0, memory - stat.get("inactive_file", 0))}
         peak = (_read(d, "memory.peak") or "").strip()
         if peak.isdigit():
-            figures["rss_peak"] = int(peak)
+            figures["mem_peak"] = int(peak)
         rbytes = wbytes = 0
         for line in (_read(d, "io.stat") or "").splitlines():
             for item in line.split()[1:]:

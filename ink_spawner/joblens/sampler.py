@@ -103,7 +103,7 @@ class Sampler:
 
     def _count(self, r: dict, first: bool) -> None:
         t = self.totals
-        t["rss_peak"] = max(t["rss_peak"], r["rss"], r.get("rss_peak", 0))
+        t["rss_peak"] = max(t["rss_peak"], r["rss"])  # the working set (cgroup: no page cache)
         t["rss_sum"] += r["rss"]
         t["n"] += 1
         if not first:  # the first sample has no interval behind it
@@ -151,6 +151,8 @@ class Sampler:
                "rss_peak": max(t["rss_peak"], max_rss or 0),
                "rss_avg": int(t["rss_sum"] / max(1, t["n"])),
                "io_r": last.get("io_r", 0), "io_w": last.get("io_w", 0), "samples": t["n"]}
+        if "mem_peak" in last:
+            end["mem_peak"] = last["mem_peak"]
         if t["gpu_n"]:
             end["gpu_util_avg"] = round(t["gpu_sum"] / t["gpu_n"], 1)
             end["gpu_mem_peak"] = t["gpu_mem_peak"]

@@ -75,12 +75,15 @@ def summarize(header: dict | None, samples: list[dict], end: dict | None,
         "cpu_max": round(max(cpu_values + [end.get("cpu_max", 0.0) if end else 0.0]), 1) if (cpu_values or end) else 0.0,
         "cpu_p99": round(percentile(cpu_values, 99), 1),
         "rss_avg": int(end["rss_avg"]) if end else (int(sum(rss) / len(rss)) if rss else 0),
-        "rss_peak": max([end.get("rss_peak", 0) if end else 0] + rss + [s.get("rss_peak", 0) for s in samples]),
+        "rss_peak": max([end.get("rss_peak", 0) if end else 0] + rss),
         "io_read": end.get("io_r", 0) if end else (samples[-1].get("io_r", 0) if samples else 0),
         "io_write": end.get("io_w", 0) if end else (samples[-1].get("io_w", 0) if samples else 0),
         "source": (header or {}).get("source"),
         "samples": len(samples),
     }
+    mem_peak = [s["mem_peak"] for s in samples if "mem_peak" in s]
+    if mem_peak or (end and "mem_peak" in end):  # cgroup: memory.peak, page cache included
+        out["mem_peak"] = max(mem_peak + [end.get("mem_peak", 0) if end else 0])
     gpu = [s["gpu_util"] for s in samples if "gpu_util" in s]
     if gpu or (end and "gpu_util_avg" in end):
         out["gpu_util_avg"] = end.get("gpu_util_avg") if end and "gpu_util_avg" in end else round(sum(gpu) / len(gpu), 1)
