@@ -46,6 +46,10 @@ from . import api_auth as auth
 ROUTE = r"/ink/mcp/?"
 #: header this handler sets (after removing any sent by the client) to name the caller in the log
 CALLER_HEADER = "x-ink-mcp-caller"
+#: header this handler sets (after removing any sent by the client) to hand the tools the key under
+#: which it vouches for the caller's token for the time of the request (api_auth.vouch)
+CHECKED_KEY_HEADER = "x-ink-mcp-checked"
+INTERNAL_HEADERS = (CALLER_HEADER, CHECKED_KEY_HEADER)
 
 
 class McpBridge:
@@ -76,12 +80,13 @@ class McpBridge:
             self._ready.set()
             await asyncio.Event().wait()  # until the server stops (the task is cancelled)
 
-    async def handle(self, handler: "McpHandler", caller: str) -> None:
+    async def handle(self, handler: "McpHandler", caller: str, checked_key: str) -> None:
         await self.started()
         request = handler.request
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.get_all()
-                   if k.lower() != CALLER_HEADER]
+                   if k.lower() not in INTERNAL_HEADERS]
         headers.append((CALLER_HEADER.encode(), caller.encode("utf-8")))
+        headers.append((CHECKED_KEY_HEADER.encode(), checked_key.encode("ascii")))
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
             "method": request.method, "scheme": request.protocol, "path": "/mcp", "raw_path": b"/mcp",
@@ -135,6 +140,10 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
     def initialize(self, **kwargs):
         super().initialize(**kwargs)
         self.closed = asyncio.Event()
+        self.checked_key = None
+
+    def on_finish(self):
+        auth.unvouch(self.checked_key)  # the tools' requests are done: the key is worth nothing now
 
     def on_connection_close(self):
         self.closed.set()
@@ -172,6 +181,9 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
                    for s in (SCOPE_JOBS_READ, SCOPE_FILES_READ)):
             raise web.HTTPError(403, f"this token has none of INK's scopes ({SCOPE_JOBS_READ}, "
                                 f"{SCOPE_FILES_READ} or more): make one with them on the hub's token page")
+        # checked with the hub just now: the tools' requests to this server during this MCP
+        # request need not ask again (the token's own scopes are still checked on each)
+        self.checked_key = auth.vouch(auth.header_token(self), self.hub_user)
 
     @property
     def bridge(self) -> McpBridge:
@@ -179,7 +191,10 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
 
     @allow_unauthenticated
     async def post(self):
-        await self.bridge.handle(self, self.hub_user.get("name", "?"))
+        try:
+            await self.bridge.handle(self, self.hub_user.get("name", "?"), self.checked_key)
+        finally:
+            auth.unvouch(self.checked_key)
 
     get = delete = post
 
@@ -241,10 +256,12 @@ class InkMcpApp(ExtensionApp):
             scheme, _, token = value.partition(" ")
             if scheme.lower() not in ("token", "bearer") or not token:
                 raise RuntimeError("no token on the request")  # the handler let none through without
+            checked = headers.get(CHECKED_KEY_HEADER)
             client = Client(public.rstrip("/") or hub_api.rsplit("/hub/api", 1)[0] or "http://127.0.0.1",
                             token.strip(), user=owner, api_url=hub_api or None,
                             portal_url=self.local_url(), timeout=120,
-                            session=_thread_session(local))
+                            session=_thread_session(local),
+                            portal_headers={auth.CHECKED_HEADER: checked} if checked else None)
             return client, headers.get(CALLER_HEADER, "?")
 
         audit = logging.getLogger("ink.mcp")  # the call log goes where this server logs
