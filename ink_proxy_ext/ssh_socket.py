@@ -13,11 +13,11 @@ are awaited), so a fast sender cannot fill the server's memory.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
-from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .sshd import SSHEndpoint
@@ -37,8 +37,13 @@ class SSHSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
 
     def prepare(self, *args, **kwargs):
         if "token" in self.request.query_arguments:
-            raise web.HTTPError(400, "send the token in the Authorization header, never in the URL "
-                                "(a URL ends up in logs)")
+            # answered here, not raised: tornado logs a raised HTTPError with the raw URL (the
+            # token in it); the access log line jupyter-server writes hides it ("[secret]")
+            self.set_status(400)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": "send the token in the Authorization header, never in "
+                                               "the URL (a URL ends up in logs)"}))
+            return None
         return super().prepare(*args, **kwargs)
 
     def get_compression_options(self):
