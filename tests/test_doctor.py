@@ -174,6 +174,17 @@ def test_app_programs_come_from_the_apps_table():
     for name, stack in STACKS.items():
         programs = [probe[1] for _, probe, _ in stack if probe[0] == "program"]
         assert [p for p, _ in stack_programs(name)] == programs, name
+    # the hub may import the job side's table only because it needs nothing but the standard library
+    import ast
+    import sys
+
+    import ink_proxy_ext.apps
+
+    for module in (ink_proxy_ext.apps, sys.modules["ink_proxy_ext"]):
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+        assert imported <= set(sys.stdlib_module_names) | {"__future__"}, (module.__name__, imported)
 
 
 @pytest.mark.slurm
