@@ -68,9 +68,11 @@ class McpBridge:
         self.log = log
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # this server's loop, once a request came
 
     async def started(self) -> None:
         if self._ready is None:
+            self.loop = asyncio.get_running_loop()
             self._ready = asyncio.Event()
             self._task = asyncio.ensure_future(self._run())
         await self._ready.wait()
@@ -122,6 +124,87 @@ class McpBridge:
             handler.finish()
 
 
+class _Capture:
+    """The connection of a request answered in-process: keeps the handler's response."""
+
+    def __init__(self):
+        self.context = type("Context", (), {"remote_ip": "127.0.0.1", "protocol": "http"})()
+        self.start = None
+        self.headers = None
+        self.chunks: list[bytes] = []
+        self.done = asyncio.get_running_loop().create_future()
+
+    def set_close_callback(self, callback):
+        pass
+
+    def write_headers(self, start_line, headers, chunk=None):
+        self.start, self.headers = start_line, headers
+        return self.write(chunk) if chunk else self._done_future()
+
+    def write(self, chunk):
+        self.chunks.append(bytes(chunk))
+        return self._done_future()
+
+    def finish(self):
+        if not self.done.done():
+            self.done.set_result(None)
+
+    @staticmethod
+    def _done_future():
+        f = asyncio.get_running_loop().create_future()
+        f.set_result(None)
+        return f
+
+
+class InProcessAdapter:
+    """A ``requests`` transport for the tools' GET requests to this same server: the request is
+    handed to this server's tornado application on its own event loop, as if it had come over
+    loopback, with no socket, HTTP parsing or urllib3 in between. The handlers and their checks
+    are the very same; only the bytes on the wire are skipped. Other methods (uploads, which
+    stream their body, and every write) still go over HTTP."""
+
+    def __init__(self, app, loop_of, http):
+        self.app, self.loop_of, self.http = app, loop_of, http
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        import requests
+        from requests.structures import CaseInsensitiveDict
+        from urllib.parse import urlsplit
+
+        if request.method not in ("GET", "HEAD"):
+            return self.http.send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+        url = urlsplit(request.url)
+        uri = url.path + (f"?{url.query}" if url.query else "")
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "accept-encoding"}
+        headers["Host"] = url.netloc
+        wait = timeout[1] if isinstance(timeout, tuple) else timeout
+        capture = asyncio.run_coroutine_threadsafe(self._dispatch(request.method, uri, headers),
+                                                   self.loop_of()).result(wait)
+        response = requests.Response()
+        response.status_code = capture.start.code
+        response.reason = capture.start.reason
+        response.headers = CaseInsensitiveDict(dict(capture.headers.get_all()))
+        response._content = b"".join(capture.chunks)
+        response.url = request.url
+        response.request = request
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        return response
+
+    async def _dispatch(self, method, uri, headers):
+        from tornado import httputil
+
+        capture = _Capture()
+        request = httputil.HTTPServerRequest(method=method, uri=uri, version="HTTP/1.1",
+                                             headers=httputil.HTTPHeaders(headers), body=b"",
+                                             connection=capture)
+        self.app(request)
+        await capture.done
+        return capture
+
+    def close(self):
+        self.http.close()
+
+
 def _thread_session(local):
     """This worker thread's HTTP session: its connections to this server and the hub stay open
     between calls. A thread runs one tool call at a time, and each call's client sets its own
@@ -130,6 +213,9 @@ def _thread_session(local):
 
     if getattr(local, "session", None) is None:
         local.session = requests.Session()
+        if getattr(local, "adapter", None) is not None:
+            local.adapter.http = local.session.get_adapter(local.prefix)
+            local.session.mount(local.prefix, local.adapter)
     local.session.cookies.clear()  # nothing of an earlier caller's answers is sent again
     return local.session
 
@@ -248,7 +334,17 @@ class InkMcpApp(ExtensionApp):
         hub_api = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
         public = os.environ.get("JUPYTERHUB_PUBLIC_URL") or os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL") or ""
         owner = auth.server_owner()
-        local = threading.local()  # one keep-alive session per worker thread (a tool call runs in one)
+        web_app = self.serverapp.web_app
+        bridge: McpBridge | None = None
+        portal_prefix = self.local_url() + "/"
+
+        class Local(threading.local):  # one keep-alive session per worker thread (a tool call runs in one)
+            def __init__(self):
+                self.session = None
+                self.prefix = portal_prefix
+                self.adapter = InProcessAdapter(web_app, lambda: bridge.loop, None)
+
+        local = Local()
 
         def client_for(ctx):
             headers = (ctx.headers if ctx is not None else None) or {}
@@ -272,7 +368,8 @@ class InkMcpApp(ExtensionApp):
                 audit.addHandler(h)
         server = build_server(Caller(client_for), Settings(
             workspace=self.workspace or None, read_only=self.read_only, max_read_bytes=self.max_read_bytes))
-        self.settings["ink_mcp_bridge"] = McpBridge(server, self.log)
+        bridge = McpBridge(server, self.log)
+        self.settings["ink_mcp_bridge"] = bridge
         self.log.info("INK: MCP endpoint at %sink/mcp (read_only=%s, workspace=%s)",
                       self.serverapp.base_url, self.read_only, self.workspace or "-")
 
