@@ -16,9 +16,12 @@ How a request goes:
    the SDK share the server's asyncio loop. Stateless means every request stands alone with
    its own token: no MCP session another caller could join.
 3. Each tool calls the job, file and hub APIs with the **caller's** token (forwarded from the
-   request's header), here on this server's loopback address and the hub's internal API
-   address. The checks of those APIs apply as they do for any client, so the endpoint never
-   has more rights than its caller's token.
+   request's header): the hub's internal API address, and this same server — its GET requests
+   handed to the tornado application in-process (:class:`InProcessAdapter`), the others over
+   loopback. The checks of those APIs apply as they do for any client (scopes on every
+   action), so the endpoint never has more rights than its caller's token; only the hub is not
+   asked again about a token this handler checked at the start of the same MCP request
+   (:func:`.api_auth.vouch`: a random key, valid with that token until the request ends).
 
 Settings (traitlets of :class:`InkMcpApp`): ``workspace``, ``read_only``, ``max_read_bytes``,
 the same safety modes as ``ink mcp``.
