@@ -160,7 +160,7 @@ def test_munged_stopped_is_a_failure_with_a_fix(tmp_path, dev_slurm):
     assert _munge_answers(Path("/run/munge/munge.socket.2"))  # the cluster's munged never stopped
 
 
-def test_app_programs_come_from_the_apps_table():
+def test_app_programs_come_from_the_apps_table(monkeypatch):
     """The doctor's test job looks on the nodes for the programs of the apps' own table
     (ink_proxy_ext.apps.STACKS), so the two cannot drift apart."""
     from ink_hub.doctor import slurm
@@ -171,6 +171,11 @@ def test_app_programs_come_from_the_apps_table():
     assert stack_programs("vscode") == [("code-server", "/opt/ink-apps/node_modules/.bin/code-server")]
     assert stack_programs("enode") == [("sshd", "/usr/sbin/sshd")]
     assert stack_programs("jupyter") == []  # a module, shipped with the package: not a node program
+    # enode's sshd is part of its stack: a machine without it does not offer enode (the demo)
+    from ink_proxy_ext.apps import missing_stack
+
+    monkeypatch.setenv("INK_SSHD", "/nonexistent/sshd")
+    assert missing_stack("enode") == [("sshd (OpenSSH server)", "apt install openssh-server")]
     for name, stack in STACKS.items():
         programs = [probe[1] for _, probe, _ in stack if probe[0] == "program"]
         assert [p for p, _ in stack_programs(name)] == programs, name
