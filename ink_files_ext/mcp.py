@@ -164,7 +164,8 @@ class InProcessAdapter:
     handed to this server's tornado application on its own event loop, as if it had come over
     loopback, with no socket, HTTP parsing or urllib3 in between. The handlers and their checks
     are the very same; only the bytes on the wire are skipped. Other methods (uploads, which
-    stream their body, and every write) still go over HTTP."""
+    stream their body, and every write) and streamed reads still go over HTTP. The answer is
+    kept in memory: the tools read at most their caps (read limit, output slice, listing)."""
 
     def __init__(self, app, loop_of, http):
         self.app, self.loop_of, self.http = app, loop_of, http
@@ -174,7 +175,7 @@ class InProcessAdapter:
         from requests.structures import CaseInsensitiveDict
         from urllib.parse import urlsplit
 
-        if request.method not in ("GET", "HEAD"):
+        if stream or request.method not in ("GET", "HEAD"):  # a streamed answer needs a real body
             return self.http.send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
         url = urlsplit(request.url)
         uri = url.path + (f"?{url.query}" if url.query else "")
