@@ -12,13 +12,52 @@ Reusable by any handler of the user's server (the file manager's API can require
   an action, hold the INK scope on the server owner's resources (``SCOPE!user=OWNER``), else
   403 naming the scope. The ``!user`` filter keeps a server shared with another user (JupyterHub
   sharing) from letting that user act as the owner.
+- One exception to "every request asks the hub": the requests the MCP endpoint (:mod:`.mcp`)
+  makes to this same server while it answers one MCP request. The endpoint has checked the
+  token with the hub (uncached) at the start of that MCP request; it records the hub's answer
+  under a random key for the time the request runs (:func:`vouch`), and its inner requests
+  send the key in :data:`CHECKED_HEADER` together with the same token. A key is worth nothing
+  without its token and is forgotten when the MCP request ends, so a revoked token is still
+  refused at the next MCP request, and the scopes checked are the token's own.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+import secrets
 
 from tornado import web
+
+
+#: header of the MCP endpoint's own requests to this server: the key of a caller it has just
+#: checked with the hub (see :func:`vouch`); never sent anywhere but this server
+CHECKED_HEADER = "X-Ink-Checked"
+
+#: key -> (token, the hub's model of its owner), for the MCP requests in progress
+_checked: dict[str, tuple[str, dict]] = {}
+
+
+def vouch(token: str, model: dict) -> str:
+    """Remember, until :func:`unvouch`, that ``token`` was just checked and belongs to ``model``;
+    returns the key the inner requests send in :data:`CHECKED_HEADER`."""
+    key = secrets.token_urlsafe(32)
+    _checked[key] = (token, model)
+    return key
+
+
+def unvouch(key: str | None) -> None:
+    if key:
+        _checked.pop(key, None)
+
+
+def _vouched(handler, token: str) -> dict | None:
+    """The model vouched for under the request's key, if the key is live and came with its token."""
+    key = handler.request.headers.get(CHECKED_HEADER)
+    entry = _checked.get(key) if key else None
+    if entry is None or not hmac.compare_digest(entry[0].encode(), token.encode()):
+        return None
+    return entry[1]
 
 
 def hub_auth(handler):
@@ -48,7 +87,7 @@ async def authenticate(handler) -> dict:
         raise web.HTTPError(503, "the INK API needs a server started by JupyterHub")
     token = header_token(handler)
     if token:
-        model = await auth.user_for_token(token, use_cache=False, sync=False)
+        model = _vouched(handler, token) or await auth.user_for_token(token, use_cache=False, sync=False)
         if model is None:
             raise _unauthorized(handler, "the token is invalid, expired or revoked")
     elif handler.current_user is not None:

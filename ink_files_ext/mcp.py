@@ -16,9 +16,12 @@ How a request goes:
    the SDK share the server's asyncio loop. Stateless means every request stands alone with
    its own token: no MCP session another caller could join.
 3. Each tool calls the job, file and hub APIs with the **caller's** token (forwarded from the
-   request's header), here on this server's loopback address and the hub's internal API
-   address. The checks of those APIs apply as they do for any client, so the endpoint never
-   has more rights than its caller's token.
+   request's header): the hub's internal API address, and this same server — its GET requests
+   handed to the tornado application in-process (:class:`InProcessAdapter`), the others over
+   loopback. The checks of those APIs apply as they do for any client (scopes on every
+   action), so the endpoint never has more rights than its caller's token; only the hub is not
+   asked again about a token this handler checked at the start of the same MCP request
+   (:func:`.api_auth.vouch`: a random key, valid with that token until the request ends).
 
 Settings (traitlets of :class:`InkMcpApp`): ``workspace``, ``read_only``, ``max_read_bytes``,
 the same safety modes as ``ink mcp``.
@@ -46,6 +49,10 @@ from . import api_auth as auth
 ROUTE = r"/ink/mcp/?"
 #: header this handler sets (after removing any sent by the client) to name the caller in the log
 CALLER_HEADER = "x-ink-mcp-caller"
+#: header this handler sets (after removing any sent by the client) to hand the tools the key under
+#: which it vouches for the caller's token for the time of the request (api_auth.vouch)
+CHECKED_KEY_HEADER = "x-ink-mcp-checked"
+INTERNAL_HEADERS = (CALLER_HEADER, CHECKED_KEY_HEADER)
 
 
 class McpBridge:
@@ -64,9 +71,11 @@ class McpBridge:
         self.log = log
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # this server's loop, once a request came
 
     async def started(self) -> None:
         if self._ready is None:
+            self.loop = asyncio.get_running_loop()
             self._ready = asyncio.Event()
             self._task = asyncio.ensure_future(self._run())
         await self._ready.wait()
@@ -76,12 +85,13 @@ class McpBridge:
             self._ready.set()
             await asyncio.Event().wait()  # until the server stops (the task is cancelled)
 
-    async def handle(self, handler: "McpHandler", caller: str) -> None:
+    async def handle(self, handler: "McpHandler", caller: str, checked_key: str) -> None:
         await self.started()
         request = handler.request
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.get_all()
-                   if k.lower() != CALLER_HEADER]
+                   if k.lower() not in INTERNAL_HEADERS]
         headers.append((CALLER_HEADER.encode(), caller.encode("utf-8")))
+        headers.append((CHECKED_KEY_HEADER.encode(), checked_key.encode("ascii")))
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
             "method": request.method, "scheme": request.protocol, "path": "/mcp", "raw_path": b"/mcp",
@@ -117,6 +127,88 @@ class McpBridge:
             handler.finish()
 
 
+class _Capture:
+    """The connection of a request answered in-process: keeps the handler's response."""
+
+    def __init__(self):
+        self.context = type("Context", (), {"remote_ip": "127.0.0.1", "protocol": "http"})()
+        self.start = None
+        self.headers = None
+        self.chunks: list[bytes] = []
+        self.done = asyncio.get_running_loop().create_future()
+
+    def set_close_callback(self, callback):
+        pass
+
+    def write_headers(self, start_line, headers, chunk=None):
+        self.start, self.headers = start_line, headers
+        return self.write(chunk) if chunk else self._done_future()
+
+    def write(self, chunk):
+        self.chunks.append(bytes(chunk))
+        return self._done_future()
+
+    def finish(self):
+        if not self.done.done():
+            self.done.set_result(None)
+
+    @staticmethod
+    def _done_future():
+        f = asyncio.get_running_loop().create_future()
+        f.set_result(None)
+        return f
+
+
+class InProcessAdapter:
+    """A ``requests`` transport for the tools' GET requests to this same server: the request is
+    handed to this server's tornado application on its own event loop, as if it had come over
+    loopback, with no socket, HTTP parsing or urllib3 in between. The handlers and their checks
+    are the very same; only the bytes on the wire are skipped. Other methods (uploads, which
+    stream their body, and every write) and streamed reads still go over HTTP. The answer is
+    kept in memory: the tools read at most their caps (read limit, output slice, listing)."""
+
+    def __init__(self, app, loop_of, http):
+        self.app, self.loop_of, self.http = app, loop_of, http
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        import requests
+        from requests.structures import CaseInsensitiveDict
+        from urllib.parse import urlsplit
+
+        if stream or request.method not in ("GET", "HEAD"):  # a streamed answer needs a real body
+            return self.http.send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+        url = urlsplit(request.url)
+        uri = url.path + (f"?{url.query}" if url.query else "")
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "accept-encoding"}
+        headers["Host"] = url.netloc
+        wait = timeout[1] if isinstance(timeout, tuple) else timeout
+        capture = asyncio.run_coroutine_threadsafe(self._dispatch(request.method, uri, headers),
+                                                   self.loop_of()).result(wait)
+        response = requests.Response()
+        response.status_code = capture.start.code
+        response.reason = capture.start.reason
+        response.headers = CaseInsensitiveDict(dict(capture.headers.get_all()))
+        response._content = b"".join(capture.chunks)
+        response.url = request.url
+        response.request = request
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        return response
+
+    async def _dispatch(self, method, uri, headers):
+        from tornado import httputil
+
+        capture = _Capture()
+        request = httputil.HTTPServerRequest(method=method, uri=uri, version="HTTP/1.1",
+                                             headers=httputil.HTTPHeaders(headers), body=b"",
+                                             connection=capture)
+        self.app(request)
+        await capture.done
+        return capture
+
+    def close(self):
+        self.http.close()
+
+
 def _thread_session(local):
     """This worker thread's HTTP session: its connections to this server and the hub stay open
     between calls. A thread runs one tool call at a time, and each call's client sets its own
@@ -125,6 +217,9 @@ def _thread_session(local):
 
     if getattr(local, "session", None) is None:
         local.session = requests.Session()
+        if getattr(local, "adapter", None) is not None:
+            local.adapter.http = local.session.get_adapter(local.prefix)
+            local.session.mount(local.prefix, local.adapter)
     local.session.cookies.clear()  # nothing of an earlier caller's answers is sent again
     return local.session
 
@@ -135,6 +230,10 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
     def initialize(self, **kwargs):
         super().initialize(**kwargs)
         self.closed = asyncio.Event()
+        self.checked_key = None
+
+    def on_finish(self):
+        auth.unvouch(self.checked_key)  # the tools' requests are done: the key is worth nothing now
 
     def on_connection_close(self):
         self.closed.set()
@@ -172,6 +271,9 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
                    for s in (SCOPE_JOBS_READ, SCOPE_FILES_READ)):
             raise web.HTTPError(403, f"this token has none of INK's scopes ({SCOPE_JOBS_READ}, "
                                 f"{SCOPE_FILES_READ} or more): make one with them on the hub's token page")
+        # checked with the hub just now: the tools' requests to this server during this MCP
+        # request need not ask again (the token's own scopes are still checked on each)
+        self.checked_key = auth.vouch(auth.header_token(self), self.hub_user)
 
     @property
     def bridge(self) -> McpBridge:
@@ -179,7 +281,10 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
 
     @allow_unauthenticated
     async def post(self):
-        await self.bridge.handle(self, self.hub_user.get("name", "?"))
+        try:
+            await self.bridge.handle(self, self.hub_user.get("name", "?"), self.checked_key)
+        finally:
+            auth.unvouch(self.checked_key)
 
     get = delete = post
 
@@ -233,7 +338,17 @@ class InkMcpApp(ExtensionApp):
         hub_api = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
         public = os.environ.get("JUPYTERHUB_PUBLIC_URL") or os.environ.get("JUPYTERHUB_PUBLIC_HUB_URL") or ""
         owner = auth.server_owner()
-        local = threading.local()  # one keep-alive session per worker thread (a tool call runs in one)
+        web_app = self.serverapp.web_app
+        bridge: McpBridge | None = None
+        portal_prefix = self.local_url() + "/"
+
+        class Local(threading.local):  # one keep-alive session per worker thread (a tool call runs in one)
+            def __init__(self):
+                self.session = None
+                self.prefix = portal_prefix
+                self.adapter = InProcessAdapter(web_app, lambda: bridge.loop, None)
+
+        local = Local()
 
         def client_for(ctx):
             headers = (ctx.headers if ctx is not None else None) or {}
@@ -241,10 +356,12 @@ class InkMcpApp(ExtensionApp):
             scheme, _, token = value.partition(" ")
             if scheme.lower() not in ("token", "bearer") or not token:
                 raise RuntimeError("no token on the request")  # the handler let none through without
+            checked = headers.get(CHECKED_KEY_HEADER)
             client = Client(public.rstrip("/") or hub_api.rsplit("/hub/api", 1)[0] or "http://127.0.0.1",
                             token.strip(), user=owner, api_url=hub_api or None,
                             portal_url=self.local_url(), timeout=120,
-                            session=_thread_session(local))
+                            session=_thread_session(local),
+                            portal_headers={auth.CHECKED_HEADER: checked} if checked else None)
             return client, headers.get(CALLER_HEADER, "?")
 
         audit = logging.getLogger("ink.mcp")  # the call log goes where this server logs
@@ -255,7 +372,8 @@ class InkMcpApp(ExtensionApp):
                 audit.addHandler(h)
         server = build_server(Caller(client_for), Settings(
             workspace=self.workspace or None, read_only=self.read_only, max_read_bytes=self.max_read_bytes))
-        self.settings["ink_mcp_bridge"] = McpBridge(server, self.log)
+        bridge = McpBridge(server, self.log)
+        self.settings["ink_mcp_bridge"] = bridge
         self.log.info("INK: MCP endpoint at %sink/mcp (read_only=%s, workspace=%s)",
                       self.serverapp.base_url, self.read_only, self.workspace or "-")
 

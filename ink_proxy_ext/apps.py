@@ -74,7 +74,17 @@ STACKS: dict[str, list[tuple[str, tuple, str]]] = {
                 ("openbox", ("program", "openbox", "INK_WINDOW_MANAGER"), "scripts/install-apps"),
                 ("xterm", ("program", "xterm", ""), "scripts/install-apps")],
     "rootbrowse": [("JSROOT", ("file", "jsroot/modules/gui.mjs"), "scripts/build-assets")],
+    "enode": [("sshd (OpenSSH server)", ("program", "sshd", "INK_SSHD", "/usr/sbin/sshd", "/usr/local/sbin/sshd"),
+               "apt install openssh-server")],
 }
+
+
+def stack_programs(name: str) -> list[tuple[str, str | None]]:
+    """The programs of app ``name``'s stack, as (program, fallback path or None): what
+    ``ink-hub doctor``'s test job looks for on a worker node (modules and the front-end files
+    ship with the Python package, so they are not node programs)."""
+    return [(args[0], args[2] if len(args) > 2 else None)
+            for _, (kind, *args), _ in STACKS.get(name, []) if kind == "program"]
 
 
 def missing_stack(name: str) -> list[tuple[str, str]]:

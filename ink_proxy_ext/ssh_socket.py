@@ -3,7 +3,9 @@
 The laptop's ``ink ssh APP`` (ssh's ProxyCommand) opens this websocket through the hub's proxy
 with the user's token in the ``Authorization`` header (never in the URL); jupyter-server's hub
 login authenticates it like any request to the session, and the ``terminals`` permission is
-required (an SSH login is a shell). Binary messages carry the SSH byte stream both ways;
+required (an SSH login is a shell). A request with ``?token=`` is refused (400) before any
+check: JupyterHub accepts URL tokens on websockets (for browsers), but a URL lands in proxies'
+and servers' logs, and no browser uses this endpoint. Binary messages carry the SSH byte stream both ways;
 each direction waits for the other end to take the bytes (websocket writes and sshd's stdin
 are awaited), so a fast sender cannot fill the server's memory.
 """
@@ -11,6 +13,7 @@ are awaited), so a fast sender cannot fill the server's memory.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
@@ -31,6 +34,17 @@ class SSHSocketHandler(WebSocketMixin, JupyterHandler, WebSocketHandler):
         self.endpoint = endpoint
         self.proc: asyncio.subprocess.Process | None = None
         self._pumps: list[asyncio.Task] = []
+
+    def prepare(self, *args, **kwargs):
+        if "token" in self.request.query_arguments:
+            # answered here, not raised: tornado logs a raised HTTPError with the raw URL (the
+            # token in it); the access log line jupyter-server writes hides it ("[secret]")
+            self.set_status(400)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": "send the token in the Authorization header, never in "
+                                               "the URL (a URL ends up in logs)"}))
+            return None
+        return super().prepare(*args, **kwargs)
 
     def get_compression_options(self):
         return None  # SSH is encrypted: compressing it costs CPU and gains nothing

@@ -1,21 +1,26 @@
 """`ink-hub doctor` against the real dev Slurm, MUNGE, a real hub, a real OpenID Connect provider
 and a real KDC, healthy and with faults injected.
 
-Slurm and munged are shared with other test runs, so faults are injected without stopping them:
-a partition the cluster does not have, a MUNGE socket path that does not exist, a hub API URL
-nothing listens on, a PATH without the Slurm commands, a slurm.conf whose controller port is
-dead, an image that is not there, a job PATH without the apps' programs.
+Slurm and the cluster's munged are shared with other test runs, so faults are injected without
+stopping them: a partition the cluster does not have, a MUNGE socket path that does not exist, a
+hub API URL nothing listens on, a PATH without the Slurm commands, a slurm.conf whose controller
+port is dead, an image that is not there, a job PATH without the apps' programs. "munge stopped"
+is real: a munged of the test's own (user munge, the cluster's key, its own socket) answers the
+doctor and is then stopped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 
+from .conftest import wait_for
 from .harness import VENV_BIN, free_port
 from .test_site_init import init, site_args
 
@@ -105,6 +110,86 @@ def test_faults_are_failures_with_fixes(tmp_path, dev_slurm, unix_users):
     assert rows["apps on nodes"]["status"] == "fail" and "Xvnc" in rows["apps on nodes"]["detail"]
     assert rows["images on nodes"]["status"] == "fail"
     assert rows["MUNGE"]["status"] == "ok"
+
+
+MUNGED = "/usr/sbin/munged"
+
+
+def _munge_answers(socket: Path) -> bool:
+    cred = subprocess.run(["munge", "-n", "-S", str(socket)], capture_output=True, timeout=30)
+    return cred.returncode == 0 and subprocess.run(["unmunge", "-S", str(socket)], input=cred.stdout,
+                                                   capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.slurm
+def test_munged_stopped_is_a_failure_with_a_fix(tmp_path, dev_slurm):
+    """A real munged (as user munge, with the cluster's key, as scripts/dev-slurm starts it) on a
+    socket of its own: the doctor passes through it, then fails with a fix once it is stopped.
+    The cluster's own munged is left running: other test runs share it."""
+    site = make_site(tmp_path)
+    run_dir = Path(tempfile.mkdtemp(prefix="ink-doctor-munge-"))
+    shutil.chown(run_dir, "munge", "munge")
+    run_dir.chmod(0o755)
+    socket = run_dir / "munge.socket"
+    munged = ["/usr/sbin/runuser", "-u", "munge", "--", MUNGED, f"--socket={socket}",
+              f"--pid-file={run_dir}/munged.pid", f"--seed-file={run_dir}/seed", f"--log-file={run_dir}/munged.log",
+              "--key-file=/etc/munge/munge.key"]
+    try:
+        subprocess.run(munged, check=True, timeout=60)
+        wait_for(lambda: _munge_answers(socket), message="the test's munged answers")
+        code_before, rows, _ = doctor(site, "--munge-socket", str(socket), "--timeout", "30")
+        assert rows["MUNGE"]["status"] == "ok" and str(socket) in rows["MUNGE"]["detail"], rows["MUNGE"]
+        failed_before = {k for k, v in rows.items() if v["status"] == "fail"}
+
+        subprocess.run([*munged[:5], f"--socket={socket}", "--stop"], check=True, timeout=60)
+        wait_for(lambda: not _munge_answers(socket), message="munged stopped")
+        code, rows, report = doctor(site, "--munge-socket", str(socket), "--timeout", "30")
+        assert code == 1 and not report["ok"]
+        # the stopped munged is the one new failure (so it alone can make a healthy site fail)
+        assert {k for k, v in rows.items() if v["status"] == "fail"} - failed_before == {"MUNGE"}
+        assert code_before == 0 or failed_before, code_before
+        munge = rows["MUNGE"]
+        assert munge["status"] == "fail" and str(socket) in munge["detail"], munge
+        assert "start munged" in munge["fix"] and "munge.key" in munge["fix"], munge
+        table = subprocess.run([INK_HUB, "doctor", "--dir", str(site), "--munge-socket", str(socket),
+                                "--timeout", "30"], capture_output=True, text=True, timeout=400)
+        assert table.returncode != 0 and "fix: start munged" in table.stdout, table.stdout
+    finally:
+        subprocess.run([*munged[:5], f"--socket={socket}", "--stop"], capture_output=True, timeout=60)
+        shutil.rmtree(run_dir, ignore_errors=True)
+    assert _munge_answers(Path("/run/munge/munge.socket.2"))  # the cluster's munged never stopped
+
+
+def test_app_programs_come_from_the_apps_table(monkeypatch):
+    """The doctor's test job looks on the nodes for the programs of the apps' own table
+    (ink_proxy_ext.apps.STACKS), so the two cannot drift apart."""
+    from ink_hub.doctor import slurm
+    from ink_proxy_ext.apps import STACKS, stack_programs
+
+    assert not hasattr(slurm, "APP_PROGRAMS")
+    assert stack_programs("desktop") == [("Xvnc", None), ("openbox", None), ("xterm", None)]
+    assert stack_programs("vscode") == [("code-server", "/opt/ink-apps/node_modules/.bin/code-server")]
+    assert stack_programs("enode") == [("sshd", "/usr/sbin/sshd")]
+    assert stack_programs("jupyter") == []  # a module, shipped with the package: not a node program
+    # enode's sshd is part of its stack: a machine without it does not offer enode (the demo)
+    from ink_proxy_ext.apps import missing_stack
+
+    monkeypatch.setenv("INK_SSHD", "/nonexistent/sshd")
+    assert missing_stack("enode") == [("sshd (OpenSSH server)", "apt install openssh-server")]
+    for name, stack in STACKS.items():
+        programs = [probe[1] for _, probe, _ in stack if probe[0] == "program"]
+        assert [p for p, _ in stack_programs(name)] == programs, name
+    # the hub may import the job side's table only because it needs nothing but the standard library
+    import ast
+    import sys
+
+    import ink_proxy_ext.apps
+
+    for module in (ink_proxy_ext.apps, sys.modules["ink_proxy_ext"]):
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+        assert imported <= set(sys.stdlib_module_names) | {"__future__"}, (module.__name__, imported)
 
 
 @pytest.mark.slurm

@@ -406,10 +406,26 @@ def test_another_users_token_on_the_websocket_is_refused(hub, session, laptop):
         assert ws.recv(timeout=30).startswith(b"SSH-2.0-OpenSSH")
 
 
-def test_token_in_the_url_is_not_used(hub, session, laptop):
-    """``?token=`` would end up in proxy logs: ink never sends it, and the log shows none."""
-    assert laptop.token not in hub.log_text()
+def test_token_in_the_url_is_refused(hub, session, laptop):
+    """``?token=`` would end up in proxy and server logs: the SSH websocket refuses it (even with
+    the browser's ``Sec-Fetch-Mode: websocket``, for which JupyterHub would otherwise accept a
+    URL token), ink never sends it, and no log shows the token."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = f"ws://127.0.0.1:{hub.port}/user/{USER}/enode/ink/ssh?token={laptop.token}"
+    for extra in ({}, {"Sec-Fetch-Mode": "websocket"}):
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(url, additional_headers=extra, open_timeout=30) as ws:
+                ws.recv(timeout=10)  # an SSH banner here would mean the URL token was accepted
+        assert refused.value.response.status_code == 400, (extra, refused.value.response)
+        assert b"Authorization header" in refused.value.response.body
+    # the same token in the header is accepted, so the refusal above is about the URL alone
+    assert _websocket_status(hub, f"/user/{USER}/enode/ink/ssh", laptop.token) == 101
     assert "token=" not in (laptop.dir / "ssh" / "config").read_text()
+    session_log = Path(hub.spawner_state(USER, "enode")["job_output"]).read_text()
+    assert "/ink/ssh" in session_log  # the refused requests are logged ...
+    assert laptop.token not in hub.log_text() and laptop.token not in session_log  # ... without the token
 
 
 def test_certificate_api_refuses_bad_input(hub, laptop):

@@ -25,7 +25,7 @@ import requests
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from .conftest import SLURM_HUB_CONFIG, cancel_test_jobs
+from .conftest import SLURM_HUB_CONFIG, TIMEOUT_SCALE, cancel_test_jobs, squeue_active
 from .harness import Hub
 
 pytestmark = [pytest.mark.slurm, pytest.mark.hub]
@@ -46,17 +46,25 @@ WRITING = {"submit_job", "cancel_job", "write_file", "start_session", "stop_sess
 ALL_TOOLS = WRITING | {"list_jobs", "job_status", "job_output", "job_metrics", "list_files", "stat",
                        "read_text_file", "storage_usage", "list_sessions", "cluster_overview"}
 FINAL = ("completed", "failed", "cancelled")
+#: carol's portal serves the endpoint in both safety modes (InkMcpApp traits on its command line)
+CAROL_WORKSPACE = "mcp-carol-ws"
+HUB_CONFIG = SLURM_HUB_CONFIG + f"""
+def _carol_portal_modes(spawner):
+    if spawner.user.name == "carol" and spawner.name == "portal":
+        spawner.args = ["--InkMcpApp.read_only=True", "--InkMcpApp.workspace={CAROL_WORKSPACE}"]
+c.Spawner.pre_spawn_hook = _carol_portal_modes
+"""
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, unix_users, dev_slurm):
-    hub = Hub(tmp_path_factory.mktemp("mcp-hub"), SLURM_HUB_CONFIG, backend="slurm",
+    hub = Hub(tmp_path_factory.mktemp("mcp-hub"), HUB_CONFIG, backend="slurm",
               catalogue=CATALOGUE).start()
     for user in ("alice", "bob"):
         hub.api("POST", f"/users/{user}")
         hub.start_and_wait(user, "portal")
     yield hub
-    for user in ("alice", "bob"):
+    for user in ("alice", "bob", "carol"):
         for name in list(hub.user_model(user).get("servers", {})):
             hub.api("DELETE", f"/users/{user}/servers/{name}")
     hub.stop()
@@ -115,9 +123,9 @@ async def stdio_session(env: dict, *args: str, log: Path | None = None):
 
 
 @asynccontextmanager
-async def http_session(hub: Hub, user: str, token: str | None):
+async def http_session(hub: Hub, user: str, token: str | None, timeout: float = 120):
     headers = {"Authorization": f"token {token}"} if token else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(120)) as http:
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(timeout)) as http:
         async with streamable_http_client(f"{hub.url}/user/{user}/portal/ink/mcp", http_client=http) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
@@ -148,13 +156,18 @@ def error_text(result) -> str:
     return result.content[0].text
 
 
-async def wait_final(session, job_id: str, timeout: float = 120) -> dict:
-    with anyio.fail_after(timeout):
+async def wait_state(session, job_id: str, states, timeout: float = 120) -> dict:
+    """The job's record once its state is one of ``states`` (deadline × TIMEOUT_SCALE)."""
+    with anyio.fail_after(timeout * TIMEOUT_SCALE):
         while True:
             job = data(await session.call_tool("job_status", {"job_id": job_id}))
-            if job["state"] in FINAL:
+            if job["state"] in states:
                 return job
             await anyio.sleep(0.3)
+
+
+async def wait_final(session, job_id: str, timeout: float = 120) -> dict:
+    return await wait_state(session, job_id, FINAL, timeout)
 
 
 async def test_stdio_tools_have_schemas_hints_resources_and_prompt(hub, tmp_path):
@@ -202,8 +215,12 @@ async def test_stdio_submit_read_output_refusals_and_prompt(hub, tmp_path):
         listed = data(await session.call_tool("list_jobs", {}))["jobs"]
         assert job["id"] in [j["id"] for j in listed]
         metrics = data(await session.call_tool("job_metrics", {"job_id": job["id"]}))
-        # Job Lens samples every job of the job API: the tool hands its figures on
-        assert metrics["available"] is True and "summary" in metrics and "samples" in metrics, metrics
+        # Job Lens samples every job of the job API: the tool hands its figures on, with the
+        # final summary of this (ended) job
+        summary = metrics["summary"]
+        assert metrics["available"] is True and metrics["id"] == job["id"], metrics
+        assert summary["final"] is True and summary["exit_code"] == 0 and summary["cpus"] == done["cpus"], summary
+        assert summary["duration_s"] >= 0 and summary["cpu_seconds"] >= 0, summary
 
         # the job API's validator decides; its message reaches the model
         refused = error_text(await session.call_tool("submit_job", {"command": ["true"], "cpus": 64}))
@@ -389,3 +406,107 @@ async def test_http_endpoint_read_only_token_cannot_submit(hub):
         assert "HTTP 403" in message and "custom:ink:jobs" in message
         message = error_text(await session.call_tool("list_files", {}))
         assert "HTTP 403" in message and "custom:ink:files:read" in message
+
+
+async def test_http_checked_key_never_replaces_the_hub_check(hub):
+    """The endpoint's key (X-Ink-Checked) spares its own tools a second hub check; a key sent
+    from outside is worth nothing: a revoked token is refused at once, with or without one."""
+    token, token_id = make_token(hub, "alice")
+    jobs = f"{hub.url}/user/alice/portal/ink/api/v1/jobs"
+    forged = {"Authorization": f"token {token}", "X-Ink-Checked": secrets.token_urlsafe(32)}
+    assert requests.get(jobs, headers=forged, timeout=30).status_code == 200  # the hub was asked
+    async with http_session(hub, "alice", token) as session:
+        assert isinstance(data(await session.call_tool("list_jobs", {}))["jobs"], list)
+        assert hub.api("DELETE", f"/users/alice/tokens/{token_id}").status_code == 204
+        # the very next MCP request is refused: the token is checked once per MCP request
+        message = error_text_or_refusal(await call_or_refusal(session, "list_jobs", {}))
+        assert "HTTP 401" in message and "revoked" in message, message
+    r = requests.get(jobs, headers=forged, timeout=30)
+    assert r.status_code == 401 and "revoked" in r.json()["message"]
+
+
+async def call_or_refusal(session, tool: str, args: dict):
+    try:
+        return await session.call_tool(tool, args)
+    except Exception as e:  # noqa: BLE001  (the endpoint refuses before the tool: an MCP error)
+        return e
+
+
+def error_text_or_refusal(result) -> str:
+    return str(result) if isinstance(result, Exception) else error_text(result)
+
+
+async def test_http_endpoint_read_only_and_workspace_settings(hub):
+    """InkMcpApp.read_only and InkMcpApp.workspace (relative to the home), set on carol's
+    portal: over streamable HTTP no writing tool is listed or runs, and every file tool stays
+    in the workspace."""
+    home = Path(pwd.getpwnam("carol").pw_dir)
+    ws, secret = home / CAROL_WORKSPACE, home / "mcp-carol-secret.txt"
+    as_user("carol", "mkdir", "-p", str(ws / "sub"))
+    as_user("carol", "sh", "-c", f"echo 'notes of carol' > '{ws}/notes.txt'; echo 'carol secret' > '{secret}'")
+    hub.api("POST", "/users/carol")
+    hub.start_and_wait("carol", "portal")
+    try:
+        token, _ = make_token(hub, "carol")
+        async with http_session(hub, "carol", token) as session:
+            assert {t.name for t in (await session.list_tools()).tools} == ALL_TOOLS - WRITING
+            for tool, args in (("write_file", {"path": "new.txt", "content": "x"}),
+                               ("submit_job", {"command": ["true"]}), ("cancel_job", {"job_id": "0" * 12}),
+                               ("start_session", {"app": "jupyter"}), ("stop_session", {"app": "portal"})):
+                result = await session.call_tool(tool, args)
+                assert result.is_error and tool in result.content[0].text, (tool, result.content)
+            assert not (ws / "new.txt").exists()
+            assert "ink-" not in " ".join(squeue_active("carol"))  # nothing was submitted
+
+            listing = data(await session.call_tool("list_files", {}))
+            assert listing["path"] == str(ws) and {e["name"] for e in listing["entries"]} == {"notes.txt", "sub"}
+            assert data(await session.call_tool("read_text_file", {"path": "notes.txt"}))["text"] == "notes of carol\n"
+            assert data(await session.call_tool("stat", {"path": f"{ws}/sub"}))["type"] == "directory"
+            for path in ("..", str(secret), "/etc/passwd", "~/.bashrc"):
+                message = error_text(await session.call_tool("read_text_file", {"path": path}))
+                assert "outside the workspace" in message and "carol secret" not in message, (path, message)
+            usage = data(await session.call_tool("storage_usage", {}))["roots"]
+            assert [r["path"] for r in usage] == [str(ws)]
+        assert hub.user_model("carol")["servers"]["portal"]["ready"]  # stop_session did not run
+    finally:
+        hub.api("DELETE", "/users/carol/servers/portal")
+        shutil.rmtree(ws, ignore_errors=True)
+        secret.unlink(missing_ok=True)
+
+
+async def test_http_cancel_metrics_and_sessions(hub):
+    """Over streamable HTTP: the owner cancels a running job (gone from Slurm), Job Lens
+    figures of a job that used the CPU, and a JupyterLab session started and stopped."""
+    token, _ = make_token(hub, "alice")
+    async with http_session(hub, "alice", token, timeout=300 * TIMEOUT_SCALE) as session:
+        busy = data(await session.call_tool("submit_job", {
+            "command": ["python3", "-c", "import time\nt = time.time()\nwhile time.time() - t < 2: pass"],
+            "name": "mcp-busy"}))
+        sleeper = data(await session.call_tool("submit_job", {"command": ["sleep", "600"], "name": "mcp-sleep"}))
+        running = await wait_state(session, sleeper["id"], ("running",) + FINAL)
+        assert running["state"] == "running", running
+        cancelled = data(await session.call_tool("cancel_job", {"job_id": sleeper["id"]}))
+        assert cancelled["id"] == sleeper["id"]
+        assert (await wait_final(session, sleeper["id"]))["state"] == "cancelled"
+        assert sleeper["backend_id"] not in squeue_active("alice")
+
+        done = await wait_final(session, busy["id"])
+        assert done["state"] == "completed" and done["exit_code"] == 0, done
+        metrics = data(await session.call_tool("job_metrics", {"job_id": busy["id"]}))
+        summary = metrics["summary"]
+        assert metrics["available"] is True and summary["final"] is True and summary["exit_code"] == 0, metrics
+        assert summary["duration_s"] >= 1.5 and summary["cpu_seconds"] >= 1.0, summary  # 2 s of busy loop
+        assert summary["rss_peak"] > 0 and metrics["efficiency"].startswith("used "), metrics
+
+        started = data(await session.call_tool("start_session", {"app": "jupyter", "wait": True}))
+        assert started["ready"] is True and started["url"].endswith("/user/alice/jupyter/"), started
+        job_id = hub.spawner_state("alice", "jupyter")["job_id"]
+        assert job_id in squeue_active("alice")
+        sessions = {s["app"]: s for s in data(await session.call_tool("list_sessions", {}))["sessions"]}
+        assert sessions["jupyter"]["ready"] is True
+        stopped = data(await session.call_tool("stop_session", {"app": "jupyter"}))
+        assert stopped == {"app": "jupyter", "stopped": True}
+        assert "jupyter" not in hub.user_model("alice").get("servers", {})
+        assert job_id not in squeue_active("alice")
+        sessions = {s["app"]: s for s in data(await session.call_tool("list_sessions", {}))["sessions"]}
+        assert not sessions.get("jupyter", {}).get("ready")

@@ -284,3 +284,67 @@ def test_slurm_site_starts_a_hub(tmp_path):
     upgraded = subprocess.run([str(VENV_BIN / "jupyterhub"), "upgrade-db", "-f", str(site / "jupyterhub_config.py")],
                               cwd=state, capture_output=True, text=True, timeout=120)
     assert upgraded.returncode == 0, upgraded.stderr[-2000:]  # an up-to-date schema: nothing to migrate
+
+
+def _own_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A site's own certificate and key (as from its CA), not made by init."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "site's own certificate")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "hub.crt", directory / "hub.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+@pytest.mark.hub
+def test_given_tls_certificate_is_served(tmp_path):
+    """tls_cert/tls_key given: init makes no certificate of its own, the site points at the
+    given files, and the hub it starts serves exactly that certificate."""
+    import ssl
+
+    site, state = tmp_path / "site", tmp_path / "state"
+    cert, key = _own_certificate(tmp_path / "pki")
+    port, hub_port, api_port = free_port(), free_port(), free_port()
+    args = site_args(tmp_path, bind_url=f"https://127.0.0.1:{port}", hub_bind_url=f"http://127.0.0.1:{hub_port}",
+                     hub_connect_url=f"http://127.0.0.1:{hub_port}", proxy_api_url=f"http://127.0.0.1:{api_port}",
+                     partition="debug", tls_cert=str(cert), tls_key=str(key))
+    r = init(site, "--profile", "slurm-site", *args)
+    assert r.returncode == 0, r.stderr
+    assert not (site / "secrets" / "tls.crt").exists() and not (site / "secrets" / "tls.key").exists()
+    assert "tls." not in r.stdout  # nothing about a certificate of its own
+    check = subprocess.run([INK_HUB, "config", "check", "--dir", str(site)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    merged = subprocess.run([sys.executable, "-c", "import sys, json; from ink_hub.catalogue.load import load_site; "
+                             "from ink_hub.site import read_layers; "
+                             "print(json.dumps(load_site(read_layers(sys.argv[1])).hub_config))", str(site)],
+                            capture_output=True, text=True, check=True)
+    jh = json.loads(merged.stdout)["JupyterHub"]
+    assert (jh["ssl_cert"], jh["ssl_key"]) == (str(cert), str(key))
+    again = init(site, "--profile", "slurm-site", *args)  # idempotent with a given certificate too
+    assert again.returncode == 0 and "Nothing changed" in again.stdout, again.stdout
+
+    url = f"https://127.0.0.1:{port}"
+    hub = SiteHub(site, state).start(url, cert)  # verify= the given certificate: it is what is served
+    try:
+        served = ssl.get_server_certificate(("127.0.0.1", port), timeout=30)
+        assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(cert.read_text())
+        assert requests.get(f"{url}/hub/login", verify=str(cert), timeout=30).status_code == 200
+    finally:
+        hub.stop()

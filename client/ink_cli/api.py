@@ -63,15 +63,18 @@ class Client:
 
     def __init__(self, hub: str, token: str, user: str | None = None, timeout: float = 60,
                  waiter=None, api_url: str | None = None, portal_url: str | None = None,
-                 session: requests.Session | None = None):
+                 session: requests.Session | None = None, portal_headers: dict | None = None):
         """``api_url`` and ``portal_url`` replace ``HUB/hub/api`` and ``HUB/user/NAME/portal``:
         the portal's own MCP endpoint calls the hub's internal API address and its own server
-        directly, with the caller's token (the same checks, one proxy hop less)."""
+        directly, with the caller's token (the same checks, one proxy hop less).
+        ``portal_headers`` go with every request to the portal only (the MCP endpoint's key of
+        a token it has just checked, ``X-Ink-Checked``)."""
         if not hub or not token:
             raise InkError("not logged in: run `ink login` (or set INK_HUB_URL and INK_TOKEN)", EXIT_AUTH)
         self.hub = hub.rstrip("/")
         self.api_url = (api_url or f"{self.hub}/hub/api").rstrip("/")
         self.portal_url = portal_url.rstrip("/") if portal_url else None
+        self.portal_headers = dict(portal_headers or {})
         self.timeout = timeout
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"token {token}"
@@ -114,6 +117,8 @@ class Client:
         """A request to the portal server, started first if it is not running."""
         url = self.server_url(PORTAL, path)
         ok = kwargs.pop("ok", (200, 201, 202, 204, 206))
+        if self.portal_headers:
+            kwargs["headers"] = {**self.portal_headers, **(kwargs.get("headers") or {})}
         if method != "GET" and not self._portal_seen:
             # the hub answers 424 "not running" only to GET; probe before a POST, PUT or DELETE
             self.portal("GET", f"{JOBS}/", ok=(200, 401, 403))

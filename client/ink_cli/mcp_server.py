@@ -91,8 +91,9 @@ class Workspace:
 
     def resolve_root(self, client: Client) -> None:
         if self.given and self.real is None:
-            try:  # the server resolves it (home-relative, symlinks): the real folder, once
-                info = client.stat(self.given, headers={WITHIN_HEADER: self.given})
+            try:  # the server resolves it (home-relative, symlinks): the real folder, once; "."
+                # is the workspace itself (a relative path would be taken inside the workspace)
+                info = client.stat(".", headers={WITHIN_HEADER: self.given})
             except InkError as e:
                 raise ToolError(f"workspace {self.given}: {e}") from None
             if info.get("type") != "directory":

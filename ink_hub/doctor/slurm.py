@@ -12,14 +12,13 @@ import secrets
 import sys
 import time
 
+# the programs each app needs on a node come from the apps' own table (standard library only,
+# as ink_hub.installed already reads it), so a new app's stack is checked without a second list
+from ink_proxy_ext.apps import stack_programs
+
 from .base import FAIL, OK, SKIP, WARN, Result, run, which
 
 COMMANDS = ("sbatch", "squeue", "scancel", "scontrol")
-#: programs each built-in app needs on the node, with the fallback paths the app also tries
-APP_PROGRAMS = {
-    "vscode": [("code-server", "/opt/ink-apps/node_modules/.bin/code-server")],
-    "desktop": [("Xvnc", None), ("openbox", None), ("xterm", None)],
-}
 RUNUSER = "/usr/sbin/runuser"
 
 
@@ -201,7 +200,7 @@ async def test_job(doctor, commands: dict, default_partition: str | None) -> lis
         [os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
     session = (spawner_cfg.get("session_command") or [os.path.join(sys.prefix, "bin", "ink-session")])[0]
     apps = {a for exp in doctor.site.catalogue.experiments.values() for a in exp.apps}
-    programs = [(session, None)] + [p for app in sorted(apps) for p in APP_PROGRAMS.get(app, [])]
+    programs = [(session, None)] + [p for app in sorted(apps) for p in stack_programs(app)]
     images = sorted({i.path for i in doctor.site.catalogue.images.values()})
     if images:
         programs.append(("apptainer", None))
