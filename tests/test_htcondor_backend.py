@@ -229,3 +229,18 @@ async def test_job_ad_usage_rides_on_the_one_status_query(pool, monkeypatch):
     ended = await cache.fresh(job_id)
     assert ended.state is JobState.DONE and cache.usage(job_id)["cpu_s"] == 122.5
     cache.unwatch(job_id)
+
+
+def test_a_poisoned_usage_attribute_is_ignored_not_fatal():
+    """A job's owner may condor_qedit its own usage attributes: an infinite, NaN, negative or
+    absurd figure is dropped, and the ad's other figures still come through (an OverflowError
+    here would break the one status query every session of the hub depends on)."""
+    from ink_spawner.backends.htcondor import usage_from_ad
+
+    ad = classad2.ClassAd()
+    ad["RemoteUserCpu"] = classad2.ExprTree('real("INF")')
+    ad["RemoteSysCpu"] = classad2.ExprTree('real("NaN")')
+    ad["DiskUsage"] = -5
+    ad["ResidentSetSize"] = 1024
+    usage = usage_from_ad(ad)
+    assert usage == {"source": "job ad", "rss": 1 << 20}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import sys
@@ -351,6 +352,10 @@ def _ad_number(ad, attribute: str) -> float | None:
     except Exception:  # an expression that does not evaluate here
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    # the job's owner may edit these attributes (condor_qedit): an infinite, NaN or absurd value
+    # must not break the one status query that every session of the hub depends on
+    if not math.isfinite(value) or not 0 <= value < 1e18:
         return None
     return float(value)
 
