@@ -16,6 +16,7 @@ admins; bob gets 403 on alice's sessions.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import pwd
 import stat
@@ -31,8 +32,15 @@ MAX_BYTES = 4 << 20
 ROUTE = r"/api/ink/lens/([^/]+)/([A-Za-z0-9_-]{1,64})"
 
 
-def _read_owned(path: str, uid: int) -> bytes | None:
-    """The file's bytes if it is a regular file of ``uid`` (blocking: run in a thread)."""
+#: parsed files by path: (inode, mtime, size) → (header, samples, end). The panel asks every few
+#: seconds for every running session; a file that has not changed is not parsed again.
+_parsed: dict[str, tuple[tuple, tuple]] = {}
+_MAX_CACHED = 4096
+
+
+def _read_owned(path: str, uid: int) -> tuple[tuple, bytes | None] | None:
+    """``(identity, bytes)`` of the file if it is a regular file of ``uid``; the bytes are None
+    when ``identity`` (inode, mtime, size) is the cached one (blocking: run in a thread)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -41,9 +49,13 @@ def _read_owned(path: str, uid: int) -> bytes | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
             return None
+        identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = _parsed.get(path)
+        if cached is not None and cached[0] == identity:
+            return identity, None
         with os.fdopen(fd, "rb") as f:
             fd = -1
-            return f.read(MAX_BYTES)
+            return identity, f.read(MAX_BYTES)
     finally:
         if fd >= 0:
             os.close(fd)
@@ -54,13 +66,24 @@ def _figures(unix_user: str, server_name: str, cpus, limit: int) -> dict | None:
         entry = pwd.getpwnam(unix_user)
     except KeyError:
         return None
-    data = _read_owned(session_lens_path(entry.pw_dir, server_name), entry.pw_uid)
-    if data is None:
+    path = session_lens_path(entry.pw_dir, server_name)
+    read = _read_owned(path, entry.pw_uid)
+    if read is None:
         return None
-    header, samples, end = lens.parse(data)
-    summary = lens.summarize(header, samples, end, cpus=cpus)
-    return {"interval": (header or {}).get("interval"), "samples": samples[-limit:],
-            "summary": summary, "efficiency": lens.efficiency(summary)}
+    identity, data = read
+    try:
+        if data is None:
+            header, samples, end = _parsed[path][1]
+        else:
+            header, samples, end = lens.parse(data)
+            if len(_parsed) >= _MAX_CACHED:
+                _parsed.clear()
+            _parsed[path] = (identity, (header, samples, end))
+        summary = lens.summarize(header, samples, end, cpus=cpus)
+        return {"interval": (header or {}).get("interval"), "samples": samples[-limit:],
+                "summary": summary, "efficiency": lens.efficiency(summary)}
+    except Exception:  # noqa: BLE001 - the file is the user's: what it holds must not break a page
+        return None
 
 
 async def session_figures(spawner, limit: int = 120) -> dict | None:
@@ -80,7 +103,11 @@ def cpu_series(figures: dict | None, points: int = 60) -> list[float]:
     """The last CPU figures (% of one core) for a sparkline."""
     if not figures:
         return []
-    return [round(float(s.get("cpu", 0.0)), 1) for s in figures["samples"][-points:]]
+    series = []
+    for sample in figures["samples"][-points:]:
+        value = sample.get("cpu", 0.0)
+        series.append(round(float(value), 1) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0)
+    return series
 
 
 class LensAPIHandler(APIHandler):
