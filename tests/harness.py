@@ -84,6 +84,7 @@ class Hub:
         self.port = free_port()
         self.hub_port = free_port()
         self.proxy_api_port = free_port()
+        self.proxy_token = secrets.token_hex(16)
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / "hub.log"
         self.url = f"http://127.0.0.1:{self.port}"
@@ -101,7 +102,7 @@ configure(c, [{str(self.workdir / "site.yaml")!r}])
 c.JupyterHub.bind_url = {self.url!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{self.hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
-c.ConfigurableHTTPProxy.auth_token = {secrets.token_hex(16)!r}
+c.ConfigurableHTTPProxy.auth_token = {self.proxy_token!r}
 c.ConfigurableHTTPProxy.command = [{str(REPO / 'node_modules/.bin/configurable-http-proxy')!r}]
 c.JupyterHub.db_url = "sqlite:///{self.workdir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
@@ -230,9 +231,12 @@ c.JupyterHub.log_level = "DEBUG"
         r.raise_for_status()
         return r.json()["token"]
 
-    def progress(self, user: str, name: str, timeout: float = 120) -> list[dict]:
-        """Read the spawn's progress event stream until it ends; events get an arrival time."""
-        events = []
+    def progress(self, user: str, name: str, timeout: float = 120,
+                 events: list | None = None) -> list[dict]:
+        """Read the spawn's progress event stream until it ends; events get an arrival time.
+        ``events``, if given, receives each event as it arrives (for a test watching a spawn
+        from another thread); ``timeout`` (the longest pause between two events) is scaled."""
+        events = [] if events is None else events
         with self.session.get(f"{self.api_url}/users/{user}/servers/{name}/progress",
                               stream=True, timeout=scaled(timeout)) as r:
             for line in r.iter_lines():
@@ -241,6 +245,13 @@ c.JupyterHub.log_level = "DEBUG"
                     event["t"] = time.monotonic()
                     events.append(event)
         return events
+
+    def proxy_routes(self) -> dict:
+        """The routing table straight from configurable-http-proxy's API (not the hub's view)."""
+        r = requests.get(f"http://127.0.0.1:{self.proxy_api_port}/api/routes", timeout=scaled(10),
+                         headers={"Authorization": f"token {self.proxy_token}"})
+        r.raise_for_status()
+        return r.json()
 
     def spawner_state(self, user: str, name: str) -> dict:
         server = self.server(user, name) or {}
