@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import SLURM_HUB_CONFIG, scaled, squeue_active, wait_for
+from .conftest import SLURM_HUB_CONFIG, job_pids, scaled, squeue_active, wait_for
 from .harness import REPO, TEST_USERS
 
 pytestmark = [pytest.mark.slurm, pytest.mark.hub]
@@ -332,6 +332,13 @@ def test_session_over_its_memory_is_killed_and_the_panel_says_out_of_memory(hub_
     assert job_id not in squeue_active("dave")
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def job_state(job_id: str) -> str:
     out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
     for field in out.split():
@@ -350,14 +357,21 @@ def test_node_lost_sessions_are_stopped_with_the_reason(hub_factory, slurm_resto
     job_id = hub.spawner_state("erin", "a3")["job_id"]
     assert "/user/erin/a3" in routes_of(hub)
     # the node is lost: its slurmd and the session's processes die with it
-    pids = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True).stdout.split()[1::5]
+    pids = job_pids(job_id)  # the PID column (an earlier slice of this output took job ids for pids)
+    assert pids, "the session's processes"
+    # the job's slurmstepd dies with the node too: alive, it would tell slurmctld the batch
+    # script failed (FAILED), which is a job ending, not a node lost
+    stepds = [int(d) for d in os.listdir("/proc") if d.isdigit() and
+              f"[{job_id}.".encode() in _cmdline(int(d)) and _cmdline(int(d)).startswith(b"slurmstepd")]
+    assert stepds, "the job's slurmstepd"
     os.kill(_pid("slurmd"), signal.SIGKILL)
+    for pid in stepds:
+        os.kill(pid, signal.SIGKILL)
     for pid in pids:
-        if pid.isdigit():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     # watch both sides: when Slurm ends the job, and when the hub stops showing the session
     ended = stopped = None
     deadline = time.monotonic() + scaled(180)
