@@ -54,6 +54,7 @@ def catalogue(apps: list[str], cap: int) -> str:
 site: {{max_sessions_per_user: {cap}}}
 defaults: {{cpus: 1, memory: 600M, walltime: "1:00:00"}}
 limits: {{cpus: 1, memory: 600M, walltime: "1:00:00"}}
+dask: {{max_workers: 0, worker: {{cpus: 1, memory: 600M, walltime: "1:00:00"}}}}  # within the limits
 apps:
 {entries}
 experiments:
