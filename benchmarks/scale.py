@@ -176,10 +176,12 @@ def storm(hub, hub_id: str, app: str, users) -> dict:
     hub.api("POST", "/users", json={"usernames": list(users)})
     barrier = threading.Barrier(len(keys))
     outcome: dict = {}
+    pressed: dict = {}
 
     def press(key):
         user, name = key
         barrier.wait()
+        pressed[key] = time.monotonic()
         with new_session(hub) as s:
             r = s.post(f"{hub.api_url}/users/{user}/servers/{name}", json={}, timeout=600)
         if r.status_code == 201:
@@ -225,6 +227,7 @@ def storm(hub, hub_id: str, app: str, users) -> dict:
     stop_all(hub, keys, timeout=600)
     counts["orphans"] = wait_no_jobs(hub_id)
     counts["seconds"] = elapsed
+    counts["spread"] = max(pressed.values()) - min(pressed.values()) if pressed else 0.0
     return counts
 
 
@@ -279,7 +282,8 @@ def main() -> None:
                              f"c.JupyterHub.active_server_limit = {args.storm_active_limit}\n")
         hub.start(timeout=300)
         tally = storm(hub, hub_id, apps[0], storm_users)
-        print(f"STORM users={len(storm_users)} pressed_within_s={tally['seconds']:.1f} ready={tally['ready']} "
+        print(f"STORM users={len(storm_users)} pressed_within_s={tally['spread']:.2f} "
+              f"all_resolved_s={tally['seconds']:.1f} ready={tally['ready']} "
               f"refused_with_reason={tally['refused']} failed={tally['failed']} "
               f"refused_without_reason={tally['refused_without_reason']} unresolved={tally['unresolved']} "
               f"orphans={tally['orphans']} spawn_limit={args.storm_spawn_limit} "
