@@ -309,10 +309,11 @@ c.SlurmBackend.extra_sbatch_args = ["--begin=now+3600"]
     hub = hub_factory(config, backend="slurm", workdir=tmp_path / "killed")
     r = hub.request_server("alice", "jupyter")
     assert r.status_code == 202, r.text
-    job_id = wait_for(lambda: next(iter(squeue_active("alice")), None), 15, message="job queued")
-    # the state, not a pause: the hub has saved the job id before it dies
-    wait_for(lambda: hub.spawner_state("alice", "jupyter").get("job_id") == job_id, 15,
-             message="job id saved in the spawner state")
+    # the state, not a pause: the hub has saved the job id before it dies (and the id is this
+    # spawn's, not another alice job of a concurrent test run)
+    job_id = wait_for(lambda: hub.spawner_state("alice", "jupyter").get("job_id"), 15,
+                      message="job id saved in the spawner state")
+    assert job_id in squeue_active("alice"), "the job is queued"
     os.killpg(hub.proc.pid, signal.SIGKILL)  # hub and proxy die without any clean-up
     hub.proc.wait()
     hub.proc = None
