@@ -28,14 +28,21 @@ def dev_slurm():
 
 
 def squeue_active(user: str | None = None) -> dict[str, str]:
-    """job id -> state of the user's jobs that are not finished (straight from squeue)."""
-    argv = ["squeue", "--noheader", "--format=%i %T"]
+    """job id -> state of the user's jobs that are not finished (straight from squeue).
+
+    Jobs tagged with another hub's id (comment ``hub=<id>``: a concurrent test run's or a
+    benchmark's sessions, on the shared dev Slurm) are not this run's and are left out, so a
+    test's "nothing left" holds whatever else runs on the cluster."""
+    argv = ["squeue", "--noheader", "--format=%i|%T|%k"]
     if user:
         argv.append(f"--user={user}")
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     active = {}
     for line in out.splitlines():
-        job_id, state = line.split()
+        job_id, state, comment = line.split("|", 2)
+        tags = dict(item.partition("=")[::2] for item in comment.split(","))
+        if tags.get("hub") and tags["hub"] != TEST_HUB_ID:
+            continue
         if state not in ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "COMPLETING"):
             active[job_id] = state
     return active
