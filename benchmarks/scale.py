@@ -13,11 +13,18 @@ through the catalogue resolver and the one validator like every spawn. The bench
 - ``proxy_p95_ms_10`` / ``_100``: p95 of 200 GETs through CHP to one session (target: at N no
   worse than 2x at 10);
 - ``orphans``: jobs of this hub left in squeue 60 s after stopping them all (target 0);
-- the storm: 30 users (created as ``inkst01``..``inkst30``) press Start within one second;
-  each is ready or refused with a message; ``storm_ready`` / ``storm_refused`` and the jobs
-  left after stopping them all.
+- the storm: 30 users (created as ``inkst01``..``inkst30``) press Start within one second,
+  against the same hub restarted with a site's limits (JupyterHub's ``concurrent_spawn_limit``,
+  20 by default here; ``active_server_limit`` with ``--storm-active-limit``). Every press is
+  followed to its end and counted as exactly one of: ready; refused with a message naming the
+  reason (HTTP 4xx/5xx at the press: spawn limit, active-server cap, session cap, ...); failed
+  after it was accepted (its progress stream's failure message); refused without a reason or
+  never resolved (both bugs). Then every session is stopped and the jobs left are counted
+  (``orphans``). The tally is the ``STORM`` line, printed before the ``RESULT`` line;
+  ``--check`` makes the script exit 1 when a press ended as a bug or a job was left.
 
     .venv/bin/python benchmarks/scale.py [--sessions 100] [--interval 5] [--intervals 3]
+        [--storm-users 30] [--storm-spawn-limit 20] [--storm-active-limit 0] [--check]
 
 LAST line: ``RESULT scale sessions=100 all_ready_s=<s> hub_cpu_per_poll_10=<s> hub_cpu_per_poll_100=<s> cpu_ratio=<r> hub_rss_mb=<MB> proxy_p95_ms_10=<ms> proxy_p95_ms_100=<ms> orphans=<n>``
 """
@@ -39,7 +46,6 @@ from _common import log
 from poll_load import hub_cpu_seconds, new_session, server_models, stop_all
 
 USERS = C.harness.TEST_USERS
-STORM_USERS = tuple(f"inkst{i:02d}" for i in range(1, 31))
 
 
 def catalogue(apps: list[str], cap: int) -> str:
@@ -48,6 +54,7 @@ def catalogue(apps: list[str], cap: int) -> str:
 site: {{max_sessions_per_user: {cap}}}
 defaults: {{cpus: 1, memory: 600M, walltime: "1:00:00"}}
 limits: {{cpus: 1, memory: 600M, walltime: "1:00:00"}}
+dask: {{max_workers: 0, worker: {{cpus: 1, memory: 600M, walltime: "1:00:00"}}}}  # within the limits
 apps:
 {entries}
 experiments:
@@ -145,15 +152,102 @@ def wait_no_jobs(hub_id: str, timeout: float = 60) -> int:
     return len(jobs_of(hub_id))
 
 
+#: JupyterHub's own refusals (jupyterhub/handlers/base.py) and INK's, as named reasons
+REASONS = (
+    ("Too many users trying to log in", "concurrent_spawn_limit"),
+    ("Active user limit exceeded", "active_server_limit"),
+    ("sessions running (limit", "session cap"),
+    ("not reachable", "scheduler unreachable"),
+    ("did not answer", "scheduler hangs"),
+)
+
+
+def reason_of(message: str) -> str:
+    """The reason a refusal names, or "" when its message names none."""
+    for text, reason in REASONS:
+        if text in message:
+            return reason
+    return f"other: {message[:80]}" if message.strip() else ""
+
+
+def storm(hub, hub_id: str, app: str, users) -> dict:
+    """Every user presses Start at once; follow each press to ready, refused or failed."""
+    keys = [(u, app) for u in users]
+    hub.api("POST", "/users", json={"usernames": list(users)})
+    barrier = threading.Barrier(len(keys))
+    outcome: dict = {}
+    pressed: dict = {}
+
+    def press(key):
+        user, name = key
+        barrier.wait()
+        pressed[key] = time.monotonic()
+        with new_session(hub) as s:
+            r = s.post(f"{hub.api_url}/users/{user}/servers/{name}", json={}, timeout=600)
+        if r.status_code == 201:
+            outcome[key] = ("ready", "")
+            return
+        if r.status_code != 202:
+            try:
+                message = r.json().get("message", "")
+            except ValueError:
+                message = r.text[:200]
+            reason = reason_of(message)
+            outcome[key] = ("refused", f"{r.status_code} {reason}") if reason else \
+                ("refused_without_reason", f"{r.status_code} {message[:80]!r}")
+            return
+        try:  # accepted: its progress stream ends with ready or with the failure's message
+            events = hub.progress(user, name, timeout=900)
+        except requests.RequestException as e:
+            events = [{"message": f"progress stream broke: {e}"}]
+        last = events[-1] if events else {}
+        if last.get("ready"):
+            outcome[key] = ("ready", "")
+        elif last.get("failed"):
+            outcome[key] = ("failed", last.get("message", "")[:120])
+        else:
+            model = server_models_of(hub, [user]).get(key) or {}
+            outcome[key] = ("ready", "") if model.get("ready") else ("unresolved", repr(last)[:120])
+
+    threads = [threading.Thread(target=press, args=(k,)) for k in keys]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    counts = {kind: sum(1 for v in outcome.values() if v[0] == kind)
+              for kind in ("ready", "refused", "failed", "refused_without_reason", "unresolved")}
+    counts["unresolved"] += len(keys) - len(outcome)  # a press whose thread died
+    for kind in ("refused", "failed", "refused_without_reason", "unresolved"):
+        details = sorted({v[1] for v in outcome.values() if v[0] == kind})
+        if details:
+            log(f"storm {kind}: " + "; ".join(f"{d} (x{sum(1 for v in outcome.values() if v == (kind, d))})"
+                                           for d in details))
+    stop_all(hub, keys, timeout=600)
+    counts["orphans"] = wait_no_jobs(hub_id)
+    counts["seconds"] = elapsed
+    counts["spread"] = max(pressed.values()) - min(pressed.values()) if pressed else 0.0
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--interval", type=float, default=5)
     parser.add_argument("--intervals", type=int, default=3)
+    parser.add_argument("--storm-users", type=int, default=30, help="users pressing Start at once")
+    parser.add_argument("--storm-spawn-limit", type=int, default=20,
+                        help="JupyterHub.concurrent_spawn_limit during the storm (0: none)")
+    parser.add_argument("--storm-active-limit", type=int, default=0,
+                        help="JupyterHub.active_server_limit during the storm (0: none)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a storm press was not ready/refused-with-a-reason/failed, or a job was left")
     args = parser.parse_args()
     C.check_slurm()
     C.harness.ensure_unix_users()
-    C.harness.ensure_unix_users(STORM_USERS)
+    storm_users = tuple(f"inkst{i:02d}" for i in range(1, args.storm_users + 1))
+    C.harness.ensure_unix_users(storm_users)
     per_user = -(-args.sessions // len(USERS))
     apps = [f"b{i:02d}" for i in range(1, per_user + 1)]
     keys = [(u, a) for a in apps for u in USERS][: args.sessions]
@@ -182,48 +276,29 @@ def main() -> None:
         stop_all(hub, keys, timeout=600)
         orphans = wait_no_jobs(hub_id)
 
-        # the storm: 30 users press Start within one second
-        storm = [(u, apps[0]) for u in STORM_USERS]
-        hub.api("POST", "/users", json={"usernames": list(STORM_USERS)})
-        barrier = threading.Barrier(len(storm))
-        storm_answers: dict = {}
-
-        def press(key):
-            barrier.wait()
-            with new_session(hub) as s:
-                r = s.post(f"{hub.api_url}/users/{key[0]}/servers/{key[1]}", json={}, timeout=600)
-            storm_answers[key] = (r.status_code, r.json().get("message", "") if r.status_code >= 400 else "")
-
-        threads = [threading.Thread(target=press, args=(k,)) for k in storm]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            models = server_models_of(hub, STORM_USERS)
-            pending = [k for k, (st, _) in storm_answers.items()
-                       if st in (201, 202) and k in models and not models[k].get("ready")]
-            if not pending:
-                break
-            time.sleep(1)
-        models = server_models_of(hub, STORM_USERS)
-        storm_ready = sum(1 for k in storm if (models.get(k) or {}).get("ready"))
-        storm_refused = {k: v for k, v in storm_answers.items() if v[0] not in (201, 202)}
-        unexplained = [k for k, v in storm_refused.items() if not v[1]]
-        log(f"storm: {storm_ready} ready, {len(storm_refused)} refused "
-            f"({sorted({v[1][:60] for v in storm_refused.values()})}), {len(unexplained)} without a message")
-        stop_all(hub, storm, timeout=600)
-        storm_left = wait_no_jobs(hub_id)
-        log(f"storm: {storm_left} jobs left after stopping all")
+        # the storm: the users press Start within one second, against the site's limits
+        C.stop_hub(hub)
+        hub.extra_config += (f"\nc.JupyterHub.concurrent_spawn_limit = {args.storm_spawn_limit}\n"
+                             f"c.JupyterHub.active_server_limit = {args.storm_active_limit}\n")
+        hub.start(timeout=300)
+        tally = storm(hub, hub_id, apps[0], storm_users)
+        print(f"STORM users={len(storm_users)} pressed_within_s={tally['spread']:.2f} "
+              f"all_resolved_s={tally['seconds']:.1f} ready={tally['ready']} "
+              f"refused_with_reason={tally['refused']} failed={tally['failed']} "
+              f"refused_without_reason={tally['refused_without_reason']} unresolved={tally['unresolved']} "
+              f"orphans={tally['orphans']} spawn_limit={args.storm_spawn_limit} "
+              f"active_limit={args.storm_active_limit}", flush=True)
         ratio = cpu_n / cpu_10 if cpu_10 else float("inf")
         print(f"RESULT scale sessions={len(keys)} all_ready_s={all_ready:.1f} hub_cpu_per_poll_10={cpu_10:.3f} "
               f"hub_cpu_per_poll_{len(keys)}={cpu_n:.3f} cpu_ratio={ratio:.2f} hub_rss_mb={rss:.0f} "
-              f"proxy_p95_ms_10={p95_10:.1f} proxy_p95_ms_{len(keys)}={p95_n:.1f} orphans={orphans}")
+              f"proxy_p95_ms_10={p95_10:.1f} proxy_p95_ms_{len(keys)}={p95_n:.1f} orphans={orphans}", flush=True)
+        bugs = tally["refused_without_reason"] + tally["unresolved"] + tally["orphans"] + orphans
     finally:
         for job in jobs_of(hub_id):
             subprocess.run(["scancel", job])
         C.stop_hub(hub)
+    if args.check and bugs:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ async def wait_for_session(backend, job_id: str, port_future: asyncio.Future, ap
         status = cache.get(job_id)
         running(status)
         if cache.last_error and cache.last_error != last_error:
-            emit(20, f"Cannot ask {backend.name} about job {job_id} (retrying): {cache.last_error}")
+            emit(20, f"Scheduler unreachable, retrying: cannot ask {backend.name} about job {job_id}: "
+                     f"{cache.last_error}")
         last_error = cache.last_error
         if status is not None and status.describe() != last:
             last = status.describe()

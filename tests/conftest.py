@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .harness import REPO, TEST_CATALOGUE, TEST_HUB_ID, TEST_USERS, Hub, ensure_unix_users
+from .harness import (REPO, TEST_CATALOGUE, TEST_HUB_ID, TEST_USERS, TIMEOUT_SCALE, Hub,  # noqa: F401
+                      ensure_unix_users, scaled)
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +28,21 @@ def dev_slurm():
 
 
 def squeue_active(user: str | None = None) -> dict[str, str]:
-    """job id -> state of the user's jobs that are not finished (straight from squeue)."""
-    argv = ["squeue", "--noheader", "--format=%i %T"]
+    """job id -> state of the user's jobs that are not finished (straight from squeue).
+
+    Jobs tagged with another hub's id (comment ``hub=<id>``: a concurrent test run's or a
+    benchmark's sessions, on the shared dev Slurm) are not this run's and are left out, so a
+    test's "nothing left" holds whatever else runs on the cluster."""
+    argv = ["squeue", "--noheader", "--format=%i|%T|%k"]
     if user:
         argv.append(f"--user={user}")
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     active = {}
     for line in out.splitlines():
-        job_id, state = line.split()
+        job_id, state, comment = line.split("|", 2)
+        tags = dict(item.partition("=")[::2] for item in comment.split(","))
+        if tags.get("hub") and tags["hub"] != TEST_HUB_ID:
+            continue
         if state not in ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "COMPLETING"):
             active[job_id] = state
     return active
@@ -53,10 +61,8 @@ def cancel_test_jobs() -> None:
             subprocess.run(["scancel", job_id])
 
 
-#: Deadlines of state waits are multiplied by this (CI runs on 2 busy cores): a wait returns as
-#: soon as its state is reached, so a longer deadline never slows a passing test; it only keeps
-#: a loaded machine from failing one. Timing assertions measure elapsed time themselves.
-TIMEOUT_SCALE = float(os.environ.get("INK_TEST_TIMEOUT_SCALE", "4"))
+# TIMEOUT_SCALE and scaled() live in harness.py (the hub helpers scale their deadlines too);
+# a timing assertion uses scaled() for its slack, never a bare number of seconds.
 #: deadline (ms) of every browser wait and action: pages wait on states and events
 UI_TIMEOUT = int(120_000 * TIMEOUT_SCALE / 4)
 

@@ -25,6 +25,16 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.prefix) / "bin"
 TEST_USERS = ("alice", "bob", "carol", "dave", "erin")
+
+#: Deadlines of state waits are multiplied by this (CI runs on 2 busy cores, and the suite must
+#: pass under ``stress-ng --cpu 2``): a wait returns as soon as its state is reached, so a longer
+#: deadline never slows a passing test; it only keeps a loaded machine from failing one.
+TIMEOUT_SCALE = float(os.environ.get("INK_TEST_TIMEOUT_SCALE", "4"))
+
+
+def scaled(seconds: float) -> float:
+    """A deadline or slack of ``seconds`` on an idle machine, stretched by TIMEOUT_SCALE."""
+    return seconds * TIMEOUT_SCALE
 #: hub_id of every hub this test run starts: its session jobs carry comment hub=<id>, so a
 #: clean-up cancels this run's jobs and never those of another run on the same Slurm
 TEST_HUB_ID = f"test{os.getpid()}"
@@ -74,6 +84,7 @@ class Hub:
         self.port = free_port()
         self.hub_port = free_port()
         self.proxy_api_port = free_port()
+        self.proxy_token = secrets.token_hex(16)
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / "hub.log"
         self.url = f"http://127.0.0.1:{self.port}"
@@ -91,7 +102,7 @@ configure(c, [{str(self.workdir / "site.yaml")!r}])
 c.JupyterHub.bind_url = {self.url!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{self.hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
-c.ConfigurableHTTPProxy.auth_token = {secrets.token_hex(16)!r}
+c.ConfigurableHTTPProxy.auth_token = {self.proxy_token!r}
 c.ConfigurableHTTPProxy.command = [{str(REPO / 'node_modules/.bin/configurable-http-proxy')!r}]
 c.JupyterHub.db_url = "sqlite:///{self.workdir}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
@@ -116,6 +127,8 @@ c.JupyterHub.log_level = "DEBUG"
         return path
 
     def start(self, timeout: float = 180) -> "Hub":
+        """Start the hub; ``timeout`` (idle-machine seconds) is scaled by TIMEOUT_SCALE."""
+        timeout = scaled(timeout)
         config = self.write_config()
         log = open(self.log_path, "ab")
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
@@ -141,7 +154,7 @@ c.JupyterHub.log_level = "DEBUG"
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(scaled(30))
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
@@ -159,7 +172,7 @@ c.JupyterHub.log_level = "DEBUG"
     # ---- REST helpers --------------------------------------------------------------------
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("timeout", scaled(30))
         return self.session.request(method, f"{self.api_url}{path}", **kwargs)
 
     def user_model(self, user: str) -> dict:
@@ -177,6 +190,8 @@ c.JupyterHub.log_level = "DEBUG"
         return self.api("POST", f"/users/{user}/servers/{name}", json=options or {})
 
     def wait_ready(self, user: str, name: str, timeout: float = 120) -> dict:
+        """Wait for ready (the state, not a time); ``timeout`` is scaled by TIMEOUT_SCALE."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self.server(user, name)
@@ -188,6 +203,9 @@ c.JupyterHub.log_level = "DEBUG"
         raise TimeoutError(f"{user}/{name} not ready after {timeout}s:\n{self.log_tail(30)}")
 
     def wait_stopped(self, user: str, name: str, timeout: float = 60) -> float:
+        """Wait until the server is gone and return the seconds that took; ``timeout`` is
+        scaled by TIMEOUT_SCALE."""
+        timeout = scaled(timeout)
         start = time.monotonic()
         while time.monotonic() - start < timeout:
             if self.server(user, name) is None:
@@ -213,17 +231,27 @@ c.JupyterHub.log_level = "DEBUG"
         r.raise_for_status()
         return r.json()["token"]
 
-    def progress(self, user: str, name: str, timeout: float = 120) -> list[dict]:
-        """Read the spawn's progress event stream until it ends; events get an arrival time."""
-        events = []
+    def progress(self, user: str, name: str, timeout: float = 120,
+                 events: list | None = None) -> list[dict]:
+        """Read the spawn's progress event stream until it ends; events get an arrival time.
+        ``events``, if given, receives each event as it arrives (for a test watching a spawn
+        from another thread); ``timeout`` (the longest pause between two events) is scaled."""
+        events = [] if events is None else events
         with self.session.get(f"{self.api_url}/users/{user}/servers/{name}/progress",
-                              stream=True, timeout=timeout) as r:
+                              stream=True, timeout=scaled(timeout)) as r:
             for line in r.iter_lines():
                 if line.startswith(b"data:"):
                     event = json.loads(line[5:])
                     event["t"] = time.monotonic()
                     events.append(event)
         return events
+
+    def proxy_routes(self) -> dict:
+        """The routing table straight from configurable-http-proxy's API (not the hub's view)."""
+        r = requests.get(f"http://127.0.0.1:{self.proxy_api_port}/api/routes", timeout=scaled(10),
+                         headers={"Authorization": f"token {self.proxy_token}"})
+        r.raise_for_status()
+        return r.json()
 
     def spawner_state(self, user: str, name: str) -> dict:
         server = self.server(user, name) or {}

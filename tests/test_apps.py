@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import SLURM_HUB_CONFIG, UI_TIMEOUT, squeue_active, wait_for
+from .conftest import SLURM_HUB_CONFIG, UI_TIMEOUT, scaled, squeue_active, wait_for
 from .test_browser_pages import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
@@ -125,7 +125,7 @@ def x_lock_files(user: str) -> set[str]:
     return {p for p in paths if os.path.exists(p) and os.lstat(p).st_uid == uid}
 
 
-def start_from_tile(page, hub, user: str, app: str, timeout: float = 120_000):
+def start_from_tile(page, hub, user: str, app: str, timeout: float = UI_TIMEOUT):
     """Click the app's Start on the INK panel and land in the app, as a user would."""
     page.goto(f"{hub.url}/hub/ink")
     page.click(f".ink-tile[data-app={app}] .ink-start")
@@ -133,6 +133,27 @@ def start_from_tile(page, hub, user: str, app: str, timeout: float = 120_000):
     job_id = hub.spawner_state(user, app)["job_id"]
     assert job_id in squeue_active(user)
     return job_id
+
+
+SHELLS = {"bash", "sh", "dash", "zsh"}
+
+
+def shells_at_prompt(hub, user: str, app: str) -> list[int]:
+    """Shells of the session that wait at their prompt: a shell process on a terminal that is
+    its terminal's foreground process group and sleeps (no command of its own running) — the
+    state in which typed keys reach it, instead of a fixed pause and a guess."""
+    found = []
+    for pid, comm in session_processes(hub, user, app):
+        if comm not in SHELLS:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp, tty_nr, tpgid = fields[0], int(fields[2]), int(fields[4]), int(fields[5])
+        if tty_nr and tpgid == pgrp and state == "S":
+            found.append(pid)
+    return found
 
 
 def stop_and_check_nothing_left(hub, user: str, app: str, running: list[tuple[int, str]]):
@@ -166,7 +187,7 @@ def test_jupyterlab_launcher_offers_the_apps(browser, hub):
     (jupyter-server-proxy's launcher entries with INK's titles)."""
     page = login(browser, hub, "alice")
     start_from_tile(page, hub, "alice", "jupyter")
-    page.wait_for_selector(".jp-LauncherCard", timeout=60_000)
+    page.wait_for_selector(".jp-LauncherCard", timeout=UI_TIMEOUT)
     labels = page.locator(".jp-LauncherCard-label").all_inner_texts()
     for title in ("VS Code", "Desktop", "ROOT Browser"):  # opened in a new tab: "VS Code [↗]"
         assert any(label.split(" [")[0] == title for label in labels), labels
@@ -179,13 +200,14 @@ def open_vscode_terminal(page, attempts: int = 4) -> None:
     for attempt in range(attempts):
         page.locator(".monaco-workbench .part.editor").click(position={"x": 300, "y": 300})
         page.keyboard.press("F1" if attempt % 2 == 0 else "Control+Shift+P")
-        try:
-            page.wait_for_selector(".quick-input-widget input", state="visible", timeout=5_000)
+        try:  # a key press the starting workbench dropped is retried after a scaled wait
+            page.wait_for_selector(".quick-input-widget input", state="visible", timeout=scaled(5) * 1000)
             page.keyboard.type("Terminal: Create New Terminal", delay=10)
-            page.wait_for_selector(".quick-input-list .monaco-list-row", timeout=5_000)
-            page.wait_for_timeout(300)
+            # the command is the list's selected row, then Enter runs it
+            page.locator(".quick-input-list .monaco-list-row.focused",
+                         has_text="Create New Terminal").first.wait_for(timeout=scaled(5) * 1000)
             page.keyboard.press("Enter")
-            page.wait_for_selector(".terminal-wrapper .xterm", state="visible", timeout=15_000)
+            page.wait_for_selector(".terminal-wrapper .xterm", state="visible", timeout=UI_TIMEOUT)
             return
         except Exception:  # noqa: BLE001  (the workbench may still be starting: try again)
             page.keyboard.press("Escape")
@@ -198,15 +220,22 @@ def test_vscode_workbench_and_terminal(browser, hub, tmp_path):
     page = login(browser, hub, "alice")
     page.set_viewport_size({"width": 1280, "height": 800})
     start_from_tile(page, hub, "alice", "vscode")
-    page.wait_for_selector(".monaco-workbench .part.editor", timeout=60_000)
+    page.wait_for_selector(".monaco-workbench .part.editor", timeout=UI_TIMEOUT)
     page.wait_for_selector(".explorer-folders-view", timeout=UI_TIMEOUT)  # the home folder is open
     # a terminal runs a command as alice on the worker node
     open_vscode_terminal(page)
-    page.wait_for_timeout(1500)  # the shell's prompt
-    page.locator(".terminal-wrapper .xterm").click()
-    page.keyboard.type(f"echo ran-in-vscode-$((6*7)) $(id -un) > {proof}\n", delay=10)
-    wait_for(lambda: proof.exists() and proof.read_text().strip(), timeout=30,
-             message="the VS Code terminal's command ran")
+    wait_for(lambda: shells_at_prompt(hub, "alice", "vscode"), timeout=30,
+             message="the VS Code terminal's shell at its prompt")
+    for attempt in range(3):  # the same line again if the first keys were lost (idempotent)
+        page.locator(".terminal-wrapper .xterm").click()
+        page.keyboard.type(f"echo ran-in-vscode-$((6*7)) $(id -un) > {proof}\n", delay=10)
+        try:
+            wait_for(lambda: proof.exists() and proof.read_text().strip(), timeout=15,
+                     message="the VS Code terminal's command ran")
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     assert proof.read_text().split() == ["ran-in-vscode-42", "alice"]
     assert proof.stat().st_uid == pwd.getpwnam("alice").pw_uid
     shot(page, tmp_path, "vscode.png")
@@ -222,7 +251,7 @@ def test_desktop_connects_shows_a_terminal_and_leaves_nothing(browser, hub, tmp_
     page.set_viewport_size({"width": 1280, "height": 800})
     start_from_tile(page, hub, "alice", "desktop")
     page.wait_for_function("document.getElementById('ink-desktop-status').textContent === 'connected'",
-                           timeout=60_000)
+                           timeout=UI_TIMEOUT)
     # the desktop is drawn: the xterm window (white) appears on the black root window
     page.wait_for_function("""() => {
         const c = document.querySelector('#screen canvas'); if (!c || !c.width) return false;
@@ -233,8 +262,9 @@ def test_desktop_connects_shows_a_terminal_and_leaves_nothing(browser, hub, tmp_
     proof = Path(pwd.getpwnam("alice").pw_dir) / "desktop-terminal-proof.txt"
     proof.unlink(missing_ok=True)
     for attempt in range(3):  # on a loaded machine the first keys may reach xterm before its shell
+        wait_for(lambda: shells_at_prompt(hub, "alice", "desktop"), timeout=30,
+                 message="the desktop terminal's shell at its prompt")
         page.mouse.click(300, 250)  # into the xterm window
-        page.wait_for_timeout(1000)  # its shell's prompt
         page.keyboard.press("Control+U")  # a clean line
         page.keyboard.type(f"echo ran-on-the-desktop-$((6*7)) $(id -un) > {proof}", delay=20)
         page.keyboard.press("Enter")
@@ -257,7 +287,7 @@ def test_desktop_connects_shows_a_terminal_and_leaves_nothing(browser, hub, tmp_
     assert x_lock_files("alice") == locks_before, "X lock files left behind"
 
 
-def _jsroot_drawn(page, *texts: str, timeout: float = 30_000):
+def _jsroot_drawn(page, *texts: str, timeout: float = UI_TIMEOUT):
     """Wait until JSROOT's drawing (SVG) shows all these texts (title, stats box values)."""
     page.wait_for_function(
         "(ts) => { const all = [...document.querySelectorAll('#ink-jsroot svg text')].map(e => e.textContent);"
@@ -273,7 +303,7 @@ def test_rootbrowse_draws_root_and_uproot_files(browser, hub, root_files, tmp_pa
     page = login(browser, hub, "alice")
     page.set_viewport_size({"width": 1280, "height": 800})
     start_from_tile(page, hub, "alice", "rootbrowse")
-    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    page.wait_for_selector("body[data-ready='1']", timeout=UI_TIMEOUT)
     page.click(f"#ink-files li.ink-dir:text-is('{DATA_DIR}')")
     page.wait_for_selector("#ink-files li.ink-root[data-path$='hepdata.root']")
     names = page.locator("#ink-files li").all_inner_texts()
@@ -431,7 +461,7 @@ def test_desktop_websocket_refuses_another_sites_page(browser, hub, running_apps
     page = login(browser, hub, "alice")
     page.goto(f"{hub.url}/user/alice/desktop/desktop/")
     page.wait_for_function("document.getElementById('ink-desktop-status').textContent === 'connected'",
-                           timeout=60_000)
+                           timeout=UI_TIMEOUT)
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     assert "jupyterhub-user-alice-desktop" in cookies
     assert _vnc_banner(hub, None, cookies, origin=hub.url).startswith(b"RFB 003.")
@@ -457,10 +487,10 @@ def test_no_secret_in_logged_urls(browser, hub, running_apps):
     """Logging in and using the apps leaves no token or cookie value in the hub's or the jobs' logs."""
     page = login(browser, hub, "alice")
     page.goto(f"{hub.url}/user/alice/rootbrowse/rootbrowse/")
-    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    page.wait_for_selector("body[data-ready='1']", timeout=UI_TIMEOUT)
     page.goto(f"{hub.url}/user/alice/desktop/desktop/")
     page.wait_for_function("document.getElementById('ink-desktop-status').textContent === 'connected'",
-                           timeout=60_000)
+                           timeout=UI_TIMEOUT)
     cookies = {c["name"]: c["value"] for c in page.context.cookies()}
     # credentials: the hub's and the servers' login cookies, and alice's API token
     credentials = {v for k, v in cookies.items() if k == "jupyterhub-hub-login" or k.startswith("jupyterhub-user-")}

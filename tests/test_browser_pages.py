@@ -4,10 +4,11 @@ users in different experiments."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from .conftest import SLURM_HUB_CONFIG, UI_TIMEOUT, squeue_active
+from .conftest import SLURM_HUB_CONFIG, UI_TIMEOUT, scaled, squeue_active
 from .test_profiles import CATALOGUE, site_setup  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slurm, pytest.mark.hub]
@@ -38,7 +39,7 @@ def hub(tmp_path_factory, site_setup, dev_slurm):  # noqa: F811
     h.stop()
 
 
-def wait_for_terminal(page, condition: str, arg=None, timeout: float = 15_000) -> None:
+def wait_for_terminal(page, condition: str, arg=None, timeout: float = UI_TIMEOUT) -> None:
     """Wait until a JS condition over ``lines`` (the EShell buffer, trimmed) and ``arg`` holds."""
     page.wait_for_function(
         "(arg) => { const b = window.inkTerminal.buffer.active; const lines = [];"
@@ -83,8 +84,8 @@ def test_spawn_menu_shows_only_the_users_experiments_and_starts_lab(browser, hub
     alice.check("#ink-preset-juno-custom")
     alice.fill("#ink-cpus-juno", "2")
     alice.click("form#spawn_form input[type=submit], form#spawn_form button[type=submit]")
-    alice.wait_for_url("**/user/alice/jupyter/lab**", timeout=90_000)
-    alice.wait_for_selector("#jp-main-dock-panel", timeout=60_000)
+    alice.wait_for_url("**/user/alice/jupyter/lab**", timeout=UI_TIMEOUT)
+    alice.wait_for_selector("#jp-main-dock-panel", timeout=UI_TIMEOUT)
     alice.wait_for_timeout(1500)  # let the launcher settle for the picture
     shot(alice, tmp_path, "jupyterlab.png")
     job_id = hub.spawner_state("alice", "jupyter")["job_id"]
@@ -126,7 +127,7 @@ def test_dashboard_tiles_sessions_and_statistics(browser, hub, tmp_path):
 
     # start JupyterLab from the tile: the session appears in "My sessions" with its job id
     alice.click(".ink-tile[data-app=jupyter] .ink-start")
-    alice.wait_for_url("**/user/alice/jupyter/**", timeout=90_000)
+    alice.wait_for_url("**/user/alice/jupyter/**", timeout=UI_TIMEOUT)
     alice.goto(f"{hub.url}/hub/ink")
     row = alice.locator("#ink-sessions tr[data-name=jupyter]")
     row.locator(".ink-connect").wait_for(timeout=UI_TIMEOUT)
@@ -135,9 +136,12 @@ def test_dashboard_tiles_sessions_and_statistics(browser, hub, tmp_path):
     assert "running" in row.locator(".ink-state").inner_text()
     assert alice.locator("#ink-usage svg text", has_text="JupyterLab").count() == 1
     # the platform overview comes from the shared sampler: alice's job runs in partition debug
-    for _ in range(20):
+    # (the sampler's next round after the job started; a reload shows it, so reload until then)
+    deadline = time.monotonic() + scaled(30)
+    while True:
         alice.reload()
-        if alice.locator("#ink-overview td:has-text('debug')").count():
+        alice.wait_for_selector("#ink-overview", state="attached")
+        if alice.locator("#ink-overview td:has-text('debug')").count() or time.monotonic() > deadline:
             break
         alice.wait_for_timeout(500)
     cells = alice.locator("#ink-overview tr:has(td:has-text('debug')) td").all_inner_texts()
@@ -166,7 +170,7 @@ def test_eshell_from_the_panel_runs_commands_and_keeps_its_settings(browser, hub
     page is an xterm.js terminal on jupyter-server's terminals."""
     alice = login(browser, hub, "alice")
     alice.click("#ink-service-eshell")
-    alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=60_000)
+    alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=UI_TIMEOUT)
     alice.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
     assert hub.spawner_state("alice", "portal")["backend"] == "local"
     assert not [j for j in squeue_active("alice")]  # nothing went to the batch queue
@@ -204,7 +208,7 @@ def test_terminal_websocket_refuses_another_user_and_cross_origin(browser, hub):
     bob = hub.user_token("bob")
     alice = login(browser, hub, "alice")
     alice.click("#ink-service-eshell")
-    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=60_000)
+    alice.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
     r = requests.post(f"{hub.url}/user/alice/portal/api/terminals",
                       headers={"Authorization": f"token {bob}"}, timeout=10, allow_redirects=False)
     assert r.status_code in (302, 403)

@@ -18,7 +18,7 @@ import pytest
 from ink_hub.kerberos import Ticket, TicketKeeper
 from ink_spawner import credentials
 
-from .harness import VENV_BIN
+from .harness import VENV_BIN, scaled
 
 
 @pytest.fixture
@@ -116,11 +116,11 @@ def test_refresher_thread_fetches_at_start_and_every_interval(private_tmp, fake_
     hub.answers += [(200, {"ccache": b64(f"t{i}".encode())}) for i in range(10)]
     refresher = credentials.Refresher(api_url, "tok", path, interval=0.2)
     refresher.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while len(hub.seen_tokens) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     refresher.stopped.set()
-    refresher.join(5)
+    refresher.join(scaled(5))
     assert len(hub.seen_tokens) >= 3
     assert open(path, "rb").read().startswith(b"t")
 

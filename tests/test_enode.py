@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import SLURM_HUB_CONFIG, job_pids, squeue_active, wait_for
+from .conftest import SLURM_HUB_CONFIG, UI_TIMEOUT, job_pids, squeue_active, wait_for
 from .harness import VENV_BIN, ensure_unix_users, free_port
 
 pytestmark = [pytest.mark.slurm, pytest.mark.hub, pytest.mark.sshd]
@@ -155,14 +155,14 @@ def test_enode_tile_opens_a_web_terminal_in_the_job(browser, hub, tmp_path):
     tile = page.locator(".ink-tile[data-app=enode]")
     assert "SSH in from your laptop" in tile.inner_text()
     page.click(".ink-tile[data-app=enode] .ink-start")
-    page.wait_for_url(f"**/user/{USER}/enode/ink/shell**", timeout=300_000)
-    page.wait_for_selector("#ink-status:has-text('connected')", timeout=60_000)
+    page.wait_for_url(f"**/user/{USER}/enode/ink/shell**", timeout=3 * UI_TIMEOUT)  # an Enode starts slowly
+    page.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
     job_id = hub.spawner_state(USER, "enode")["job_id"]
     page.locator("#ink-terminal").click()
     page.keyboard.type("echo enode-on-$(hostname)-job-$SLURM_JOB_ID-cpus-$SLURM_CPUS_ON_NODE")
     page.keyboard.press("Enter")
-    wait_for_terminal(page, "lines.some(l => l.startsWith(arg))", arg=f"enode-on-", timeout=30_000)
-    wait_for_terminal(page, "lines.some(l => l.includes(arg))", arg=f"-job-{job_id}-cpus-4", timeout=30_000)
+    wait_for_terminal(page, "lines.some(l => l.startsWith(arg))", arg=f"enode-on-", timeout=UI_TIMEOUT)
+    wait_for_terminal(page, "lines.some(l => l.includes(arg))", arg=f"-job-{job_id}-cpus-4", timeout=UI_TIMEOUT)
     shot(page, tmp_path, "enode.png")
     page.context.close()
 

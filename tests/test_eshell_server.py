@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from .harness import scaled
 from .user_server import UserServer
 
 
@@ -30,14 +31,14 @@ def test_idle_shell_is_ended_and_a_busy_one_is_not(server):
     ws = websocket.create_connection(server.url.replace("http", "ws") + f"terminals/websocket/{busy}",
                                      header=[f"Authorization: token {server.token}"], timeout=10)
     assert set(terminals(server)) >= {idle, busy}
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + scaled(15)
     while idle in terminals(server) and time.monotonic() < deadline:
         ws.send(json.dumps(["stdin", "true\r"]))  # the busy one keeps typing
         time.sleep(0.5)
     assert idle not in terminals(server), "the idle shell was not ended"
     assert busy in terminals(server), "a shell in use was ended"
     ws.close()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + scaled(15)
     while busy in terminals(server) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert busy not in terminals(server)

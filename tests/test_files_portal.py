@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import UI_TIMEOUT
+from .conftest import UI_TIMEOUT, scaled
 from .test_browser_pages import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
@@ -110,7 +110,7 @@ def test_files_page_upload_preview_share_delete(browser, hub, workdir, tmp_path)
     staged = sample_files(tmp_path / "staged")
     alice = login(browser, hub, "alice")
     alice.click("#ink-service-files")  # starts the portal server on the way
-    alice.wait_for_url("**/user/alice/portal/ink/files**", timeout=60_000)
+    alice.wait_for_url("**/user/alice/portal/ink/files**", timeout=UI_TIMEOUT)
     alice.wait_for_selector("#ink-table tbody tr", timeout=UI_TIMEOUT)
     assert hub.spawner_state("alice", "portal")["backend"] == "local"
     # the side list shows home and the site's storage root
@@ -259,9 +259,10 @@ def shell_lines(page) -> list[str]:
 
 
 def wait_shell(page, predicate, timeout: float = 15) -> list[str]:
+    """Poll the shell's buffer until ``predicate`` holds; ``timeout`` is scaled by TIMEOUT_SCALE."""
     import time
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         lines = shell_lines(page)
         if predicate(lines):
@@ -276,7 +277,7 @@ def test_eshell_tabs_each_have_their_own_shell_and_tmux_outlives_its_tab(browser
 
     alice = login(browser, hub, "alice")
     alice.click("#ink-service-eshell")
-    alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=60_000)
+    alice.wait_for_url("**/user/alice/portal/ink/shell", timeout=UI_TIMEOUT)
     alice.wait_for_selector("#ink-status:has-text('connected')", timeout=UI_TIMEOUT)
     alice.locator("#ink-terminal").click()
     alice.keyboard.type("echo pid=$$")
@@ -296,13 +297,13 @@ def test_eshell_tabs_each_have_their_own_shell_and_tmux_outlives_its_tab(browser
     assert set(names) <= listed()
     # closing tab 1 ends its shell
     alice.click(".ink-tab:nth-child(1) .ink-tab-close")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while os.path.exists(f"/proc/{first_pid}") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not os.path.exists(f"/proc/{first_pid}") and names[0] not in listed()
     # closing tab 2 ends its shell, but the tmux session inside it lives on
     alice.click(".ink-tab:nth-child(1) .ink-tab-close")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while names[1] in listed() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert names[1] not in listed()
@@ -377,7 +378,7 @@ def test_file_type_icons_are_svg_and_render_without_emoji_fonts(browser, hub, wo
         assert link.inner_text().strip() == name, "no glyph next to the name"
     # every symbol resolved from the shipped sprite: the <use> has a drawn box
     alice.wait_for_function("""() => [...document.querySelectorAll('#ink-table svg.icon use')]
-        .every(u => { const b = u.getBBox(); return b.width > 4 && b.height > 4; })""", timeout=15_000)
+        .every(u => { const b = u.getBBox(); return b.width > 4 && b.height > 4; })""", timeout=UI_TIMEOUT)
     sprite = requests.get(f"{hub.url}/user/alice/portal/static/ink_files_ext/ink_icons.svg",
                           headers={"Authorization": f"token {hub.user_token('alice')}"}, timeout=30)
     assert sprite.status_code == 200 and sprite.headers["Content-Type"].startswith("image/svg+xml")
@@ -403,7 +404,7 @@ def test_fits_files_astropy_ships_preview_in_the_browser(browser, hub, workdir, 
     alice.goto(f"{hub.url}/user/alice/portal/ink/files?path={workdir}")
     entry(alice, "o4sp040b0_raw.fits").click()
     alice.wait_for_function("() => { const i = document.querySelector('#ink-preview-body img.fits-image');"
-                            " return i && i.complete && i.naturalWidth === 62; }", timeout=30_000)
+                            " return i && i.complete && i.naturalWidth === 62; }", timeout=UI_TIMEOUT)
     assert alice.locator("#ink-preview-body .fits-hdus li").count() == 7
     assert "BZERO   =                32768" in alice.inner_text("#ink-preview-body .fits-header")
     shot(alice, tmp_path, "files-fits-preview.png")
@@ -434,5 +435,5 @@ def test_services_tiles_ask_the_hub_first_no_400_in_the_console(browser, hub):
     for tile, page in (("files", "ink/files"), ("eshell", "ink/shell")):
         alice.goto(f"{hub.url}/hub/ink")
         alice.click(f"#ink-service-{tile}")
-        alice.wait_for_url(f"**/user/alice/portal/{page}**", timeout=60_000)
+        alice.wait_for_url(f"**/user/alice/portal/{page}**", timeout=UI_TIMEOUT)
     assert not problems, problems

@@ -17,6 +17,8 @@ from ink_spawner.backends.local import LocalBackend
 from ink_spawner.backends.slurm import SlurmBackend
 from ink_spawner.jobspec import JobSpec
 
+from .harness import scaled
+
 
 def sleep_spec(user="alice", seconds=60):
     home = pwd.getpwnam(user).pw_dir
@@ -39,11 +41,13 @@ async def test_one_query_per_interval_for_many_jobs(local_jobs):
     for job_id in jobs:
         cache.watch(job_id)
     await cache.fresh(jobs[0])
-    start = cache.queries
+    loop = asyncio.get_running_loop()
+    start, t0 = cache.queries, loop.time()
     await asyncio.sleep(2.0)
-    made = cache.queries - start
-    # 2 s at a 0.5 s interval (±10 % jitter): about 4 queries in all, not 4 per job
-    assert 3 <= made <= 5, made
+    made, elapsed = cache.queries - start, loop.time() - t0
+    # 2 s at a 0.5 s interval (-10 % jitter): at most one query per 0.45 s for all 20 jobs (not
+    # one per job); a loaded machine only makes fewer, and the cache does keep polling
+    assert 1 <= made <= elapsed / 0.45 + 1, (made, elapsed)
     assert all(cache.get(j).state is JobState.RUNNING for j in jobs)
 
 
@@ -68,9 +72,10 @@ async def test_ended_job_is_reported_within_one_interval(local_jobs):
     os.killpg(int(jobs[0].split(".")[0]), signal.SIGKILL)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    status = await asyncio.wait_for(ended, 5)
+    status = await asyncio.wait_for(ended, scaled(5))
     assert status.state is JobState.DONE
-    assert loop.time() - t0 <= 0.5 * 1.1 + 0.2
+    # one interval (0.5 s + 10 % jitter) plus the query itself, stretched on a loaded machine
+    assert loop.time() - t0 <= 0.5 * 1.1 + scaled(0.3)
 
 
 async def test_pid_reuse_is_not_mistaken_for_the_session(local_jobs):
