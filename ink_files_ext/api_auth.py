@@ -26,6 +26,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import time
 
 from tornado import web
 
@@ -38,11 +39,16 @@ CHECKED_HEADER = "X-Ink-Checked"
 _checked: dict[str, tuple[str, dict]] = {}
 
 
+#: the longest a key counts, whatever happens to the MCP request that made it
+VOUCH_SECONDS = 120
+
+
 def vouch(token: str, model: dict) -> str:
-    """Remember, until :func:`unvouch`, that ``token`` was just checked and belongs to ``model``;
-    returns the key the inner requests send in :data:`CHECKED_HEADER`."""
+    """Remember, until :func:`unvouch` (at most :data:`VOUCH_SECONDS`), that ``token`` was just
+    checked and belongs to ``model``; returns the key the inner requests send in
+    :data:`CHECKED_HEADER`."""
     key = secrets.token_urlsafe(32)
-    _checked[key] = (token, model)
+    _checked[key] = (token, model, time.monotonic() + VOUCH_SECONDS)
     return key
 
 
@@ -56,6 +62,9 @@ def _vouched(handler, token: str) -> dict | None:
     key = handler.request.headers.get(CHECKED_HEADER)
     entry = _checked.get(key) if key else None
     if entry is None or not hmac.compare_digest(entry[0].encode(), token.encode()):
+        return None
+    if time.monotonic() > entry[2]:
+        _checked.pop(key, None)
         return None
     return entry[1]
 
@@ -78,16 +87,20 @@ def _unauthorized(handler, message: str) -> web.HTTPError:
     return web.HTTPError(401, message)
 
 
-async def authenticate(handler) -> dict:
+async def authenticate(handler, accept_vouched: bool = True) -> dict:
     """The hub's model of the caller (with its ``scopes``); raises 401/403/503 as above.
 
-    Call after jupyter-server's own ``prepare()`` (which resolves the cookie login)."""
+    Call after jupyter-server's own ``prepare()`` (which resolves the cookie login).
+    ``accept_vouched=False`` always asks the hub: the MCP endpoint itself, which hands out
+    the vouching keys, must never take one (a chain of MCP requests would outlive a revoked
+    token)."""
     auth = hub_auth(handler)
     if auth is None:
         raise web.HTTPError(503, "the INK API needs a server started by JupyterHub")
     token = header_token(handler)
     if token:
-        model = _vouched(handler, token) or await auth.user_for_token(token, use_cache=False, sync=False)
+        model = (_vouched(handler, token) if accept_vouched else None) \
+            or await auth.user_for_token(token, use_cache=False, sync=False)
         if model is None:
             raise _unauthorized(handler, "the token is invalid, expired or revoked")
     elif handler.current_user is not None:

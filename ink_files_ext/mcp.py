@@ -264,7 +264,7 @@ class McpHandler(ExtensionHandlerMixin, APIHandler):
             self.set_header("WWW-Authenticate", 'token realm="INK"')
             raise web.HTTPError(401, "the MCP endpoint needs a hub token: send 'Authorization: "
                                 "token <your hub token>' (or 'Bearer <token>')")
-        self.hub_user = await auth.authenticate(self)
+        self.hub_user = await auth.authenticate(self, accept_vouched=False)
         owner = auth.server_owner()
         checker = auth.hub_auth(self)
         if not any(checker.check_scopes({f"{s}!user={owner}"}, self.hub_user)
