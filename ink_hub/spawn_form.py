@@ -42,8 +42,10 @@ class SpawnForm:
                 offered.update(self.resolver.apps_of(spawner.user.name, exp))
             # a refused POST (an app the user may not start) fails in start() after JupyterHub
             # made its server record, and comes here: records of such apps go again
+            # (never when nothing is offered: a directory hiccup that empties the user's
+            # experiments for a moment must not forget every stopped server they have)
             user = spawner.user
-            for name in [n for n in user.orm_user.orm_spawners if n and n not in offered]:
+            for name in [n for n in user.orm_user.orm_spawners if n and offered and n not in offered]:
                 await forget_refused_server(user.spawners[name])
             return _TEMPLATES.get_template("ink_choose_app.html").render(
                 apps=[(app.title, url_path_join(spawner.hub.base_url, "spawn",
