@@ -30,6 +30,8 @@ the same safety modes as ``ink mcp``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import io
 import json
 import logging
 import os
@@ -182,13 +184,19 @@ class InProcessAdapter:
         headers = {k: v for k, v in request.headers.items() if k.lower() != "accept-encoding"}
         headers["Host"] = url.netloc
         wait = timeout[1] if isinstance(timeout, tuple) else timeout
-        capture = asyncio.run_coroutine_threadsafe(self._dispatch(request.method, uri, headers),
-                                                   self.loop_of()).result(wait)
+        future = asyncio.run_coroutine_threadsafe(self._dispatch(request.method, uri, headers), self.loop_of())
+        try:
+            capture = future.result(wait)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise requests.exceptions.ReadTimeout(f"no answer from {uri} within {wait} s") from None
         response = requests.Response()
         response.status_code = capture.start.code
         response.reason = capture.start.reason
         response.headers = CaseInsensitiveDict(dict(capture.headers.get_all()))
         response._content = b"".join(capture.chunks)
+        response._content_consumed = True
+        response.raw = io.BytesIO(response._content)  # redirects and iter_content read it
         response.url = request.url
         response.request = request
         response.encoding = requests.utils.get_encoding_from_headers(response.headers)
