@@ -33,17 +33,21 @@ def cancel_argv(backend: str, job_id: str, user: str) -> list[str] | None:
     return None
 
 
+def _run(argv: list[str] | None, timeout: float) -> subprocess.CompletedProcess | None:
+    """The scheduler command's result; None if there is none for this backend or it failed to run."""
+    if argv is None:
+        return None
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
 def cancel_workers(backend: str, job_id: str, user: str | None = None, timeout: float = 30) -> bool:
     """Cancel the session's workers; True if the scheduler command succeeded."""
     user = user or pwd.getpwuid(os.getuid()).pw_name
-    argv = cancel_argv(backend, job_id, user)
-    if argv is None:
-        return False
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    result = _run(cancel_argv(backend, job_id, user), timeout)
+    return result is not None and result.returncode == 0
 
 
 def list_argv(backend: str, job_id: str, user: str) -> list[str] | None:
@@ -64,13 +68,7 @@ def session_workers(backend: str, job_id: str, user: str | None = None,
     """Job ids of the session's worker jobs the scheduler knows (pending or running, of every
     cluster and kernel of the session); None if the scheduler could not be asked."""
     user = user or pwd.getpwuid(os.getuid()).pw_name
-    argv = list_argv(backend, job_id, user)
-    if argv is None:
-        return None
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if result.returncode != 0:
+    result = _run(list_argv(backend, job_id, user), timeout)
+    if result is None or result.returncode != 0:
         return None
     return {".".join(line.split()) for line in result.stdout.splitlines() if line.strip()}

@@ -303,17 +303,20 @@ def _bytes(text: str) -> int | None:
         return None
 
 
+def _split_days(text: str) -> tuple[int, str] | None:
+    """Slurm's optional leading 'D-' of a time → (days, the rest); None if D is no number."""
+    if "-" not in text:
+        return 0, text
+    head, _, rest = text.partition("-")
+    return (int(head), rest) if head.isdigit() else None
+
+
 def _cpu_s(text: str) -> float | None:
     """Slurm CPU times ('[D-][HH:]MM:SS[.mmm]') → seconds."""
-    text = text.strip()
-    if not text:
+    split = _split_days(text.strip())
+    if split is None or not split[1]:
         return None
-    days = 0
-    if "-" in text:
-        head, _, text = text.partition("-")
-        if not head.isdigit():
-            return None
-        days = int(head)
+    days, text = split
     try:
         seconds = 0.0
         for part in text.split(":"):
@@ -325,13 +328,10 @@ def _cpu_s(text: str) -> float | None:
 
 def _duration_s(text: str) -> int | None:
     """Slurm's [days-]hours:minutes:seconds (or minutes:seconds) → seconds; None for UNLIMITED."""
-    text = text.strip()
-    days = 0
-    if "-" in text:
-        head, _, text = text.partition("-")
-        if not head.isdigit():
-            return None
-        days = int(head)
+    split = _split_days(text.strip())
+    if split is None:
+        return None
+    days, text = split
     parts = text.split(":")
     if not parts or not all(p.isdigit() for p in parts) or len(parts) > 3:
         return None
