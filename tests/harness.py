@@ -282,7 +282,11 @@ class Kernel:
             "parent_header": {}, "metadata": {}, "channel": "shell",
             "content": {"code": code, "silent": False, "store_history": False,
                         "user_expressions": {}, "allow_stdin": False}}))
+        # The reply comes on the shell channel, the output on iopub: they are not ordered, so
+        # the run is over when both the reply and iopub's "idle" for this request have come
+        # (returning at the reply lost a print that arrived after it, on a loaded machine).
         out, error, deadline = [], None, time.monotonic() + timeout
+        replied = idle = False
         while time.monotonic() < deadline:
             msg = json.loads(self.ws.recv())
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -293,6 +297,10 @@ class Kernel:
             elif kind == "error":
                 error = msg["content"]
             elif kind == "execute_reply" and msg["channel"] == "shell":
+                replied = True
+            elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                idle = True
+            if replied and idle:
                 return "".join(out), error
         raise TimeoutError(f"no reply within {timeout}s; output so far: {''.join(out)}")
 
