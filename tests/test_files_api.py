@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 
 from .harness import scaled
 from .user_server import UserServer
@@ -552,6 +553,23 @@ def test_workspace_header_confines_every_operation(server):
     assert server.get("stat", params={"path": "x"}, headers={"X-Ink-Within": "/etc"}).status_code == 403
     assert server.get("stat", params={"path": "x"}, headers={"X-Ink-Within": "ws/in.txt"}).status_code == 400
     assert server.get("stat", params={"path": "x"}, headers={"X-Ink-Within": "ws/../.."}).status_code == 403
+    # an empty workspace is refused on every operation, also those that touch no path
+    # (schemathesis found GET uploads/ID taking it)
+    outside = server.post("uploads", {"path": str(server.home / "outside-up.bin"), "size": 4}).json()
+    empty = {"X-Ink-Within": ""}
+    assert server.get("stat", params={"path": "x"}, headers=empty).status_code == 400
+    r = server.get(f"uploads/{outside['id']}", headers=empty)
+    assert r.status_code == 400 and "X-Ink-Within" in r.json()["message"]
+    # an upload whose file goes outside the workspace does not exist for it: read, chunk, cancel
+    assert server.get(f"uploads/{outside['id']}", headers=within).status_code == 403
+    auth = {**server.auth, **within}
+    r = requests.put(f"{server.api}uploads/{outside['id']}", data=b"evil",
+                     headers={**auth, "Content-Range": "bytes 0-3/4"}, timeout=30)
+    assert r.status_code == 403 and "outside the workspace" in r.json()["message"]
+    assert requests.delete(f"{server.api}uploads/{outside['id']}", headers=auth, timeout=30).status_code == 403
+    assert server.get(f"uploads/{outside['id']}").json()["offset"] == 0  # untouched, still there
+    assert not (server.home / "outside-up.bin").exists()
+    assert requests.delete(f"{server.api}uploads/{outside['id']}", headers=server.auth, timeout=30).status_code == 204
 
 
 def test_storage_usage_per_root(server, full_disk, readonly_root):

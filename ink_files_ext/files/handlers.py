@@ -56,14 +56,26 @@ class FilesHandlerMixin(ExtensionHandlerMixin):
         if self.current_user is None:  # the methods allow it (see file_handlers): answer 401 here
             raise self.as_unauthenticated(web.HTTPError(403))
         await self.require_files_scope()
+        if WITHIN_HEADER in self.request.headers and self.request.method in self.allowed_methods():
+            self.roots  # noqa: B018 - a workspace is checked on every request, used or not
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        return [m.upper() for m in ("get", "head", "post", "put", "delete")
+                if getattr(cls, m) is not getattr(web.RequestHandler, m)]
+
+    def upload(self, upload_id: str):
+        """An upload by id; seen through a workspace, only one whose file goes inside it."""
+        upload = self.uploads.get(upload_id)
+        if isinstance(self.roots, ConfinedRoots):
+            self.roots.resolve(upload.path, "upload", must_exist=False)
+        return upload
 
     def write_error(self, status_code: int, **kwargs) -> None:
         if status_code == 401:
             self.set_header("WWW-Authenticate", 'token realm="INK"')
         if status_code == 405:  # RFC 9110: say what is allowed
-            allowed = [m.upper() for m in ("get", "head", "post", "put", "delete")
-                       if getattr(type(self), m) is not getattr(web.RequestHandler, m)]
-            self.set_header("Allow", ", ".join(allowed))
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         APIHandler.write_error(self, status_code, **kwargs)  # JSON (downloads too)
 
     def as_unauthenticated(self, error: web.HTTPError) -> web.HTTPError:
@@ -88,6 +100,8 @@ class FilesHandlerMixin(ExtensionHandlerMixin):
             roots = self.settings["ink_files_roots"]
             within = self.request.headers.get(WITHIN_HEADER)
             if within is not None:
+                if not within.strip():
+                    raise FilesError(400, f"{WITHIN_HEADER}: must name a folder (absolute, or relative to your home)")
                 if len(within) > self.MAX_QUERY_PATH:
                     raise FilesError(400, f"{WITHIN_HEADER}: longer than {self.MAX_QUERY_PATH} characters")
                 roots = ConfinedRoots(roots, within)
@@ -452,13 +466,38 @@ class UploadChunkHandler(FilesHandlerMixin, APIHandler):
     MAX_CHUNK = 16 << 20
 
     _chunk: ChunkWriter | None = None
+    #: a request refused in ``prepare()``: answered once its body has been read
+    _refusal: web.HTTPError | None = None
+    _preparing = False
 
     async def prepare(self):
+        # tornado reads a streamed body only after prepare(), even an empty one, and closes a
+        # connection whose request it answered before reading it (without saying so). A proxy
+        # that keeps its connections to us alive (CHP does) then sends the next request into
+        # the closing socket and answers its client with a 503. So a refusal found here is
+        # kept, the body is read (and dropped), and the method answers it.
+        self._preparing = True
+        try:
+            await self._prepare_chunk()
+        except web.HTTPError as e:
+            if self._finished or self._oversized():
+                raise
+            self._refusal = e
+        finally:
+            self._preparing = False
+
+    def _oversized(self) -> bool:
+        length = self.request.headers.get("Content-Length", "")
+        return length.isdigit() and int(length) > self.MAX_CHUNK
+
+    async def _prepare_chunk(self):
         await super().prepare()  # authenticated, XSRF for cookies, INK's files scope for tokens
         if self._finished or self.request.method != "PUT":
             return
         if not self.authorizer.is_authorized(self, self.current_user, "write", self.auth_resource):
             raise web.HTTPError(403, "not allowed to write files in this server")
+        if isinstance(self.roots, ConfinedRoots):
+            self.upload(self.path_kwargs["upload_id"])  # 404, or 403 outside the workspace
         length = self.request.headers.get("Content-Length")
         self._chunk = ChunkWriter(self.uploads, self.path_kwargs["upload_id"],
                                   self.request.headers.get("Content-Range"),
@@ -466,11 +505,9 @@ class UploadChunkHandler(FilesHandlerMixin, APIHandler):
         await self._chunk.open()
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        if self.request.method == "PUT" and self._chunk is None:
-            # Refused before the body was read (no login, no right to write): tornado closes
-            # the connection after this answer rather than read the body. Say so, or a proxy
-            # that keeps its connections to us alive (CHP does) sends the next request into
-            # the closing socket and answers it with a 503.
+        if self._preparing:
+            # answered before the body was read (a chunk over the limit): tornado closes the
+            # connection after this answer; say so, so that the proxy does not reuse it
             self.set_header("Connection", "close")
         super().write_error(status_code, **kwargs)
 
@@ -484,21 +521,37 @@ class UploadChunkHandler(FilesHandlerMixin, APIHandler):
             asyncio.ensure_future(self._chunk.abandon())
         super().on_connection_close()
 
+    def refuse_if_refused(self) -> None:
+        if self._refusal is not None:  # the body has been read: now the answer
+            raise self._refusal
+
+    async def put(self, upload_id: str):
+        self.refuse_if_refused()
+        await self._write_chunk(upload_id)
+
     @web.authenticated
     @authorized
-    async def put(self, upload_id: str):
+    async def _write_chunk(self, upload_id: str):
         upload = await self._chunk.close()
         self.finish(upload.as_json())
 
-    @web.authenticated
-    @authorized
-    def get(self, upload_id: str):
-        self.finish(self.uploads.get(upload_id).as_json())
+    async def get(self, upload_id: str):
+        self.refuse_if_refused()
+        await self._read_upload(upload_id)
 
     @web.authenticated
     @authorized
+    def _read_upload(self, upload_id: str):
+        self.finish(self.upload(upload_id).as_json())
+
     async def delete(self, upload_id: str):
-        upload = self.uploads.get(upload_id)
+        self.refuse_if_refused()
+        await self._cancel_upload(upload_id)
+
+    @web.authenticated
+    @authorized
+    async def _cancel_upload(self, upload_id: str):
+        upload = self.upload(upload_id)
         await self.in_thread(self.uploads.cancel, upload)
         self.set_status(204)
         self.finish()
